@@ -1,0 +1,218 @@
+"""The ``bench`` command line: run, list, plugins, leaderboard."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+
+from .errors import FuseBenchError
+from .specs import Budget, SpecError
+
+DEFAULT_DATASETS = ("mfeat", "synthetic-redundant", "synthetic-unique", "synthetic-mixed", "synthetic-xor")
+LIST_KINDS = {"methods": "methods", "datasets": "datasets", "metrics": "metrics", "stress": "stress",
+              "executors": "executors"}
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}") from None
+    return values
+
+
+def _add_tracking(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--suite", default="default", help="suite name; one MLflow experiment per suite")
+    p.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="FuseBench: benchmark multimodal fusion methods.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train and evaluate methods x datasets x seeds")
+    run.add_argument("--methods", default="all", help="'all' or a comma list (see `bench list methods`)")
+    run.add_argument("--datasets", default=None,
+                     help=f"comma list (default: the embedded suite {','.join(DEFAULT_DATASETS)})")
+    run.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="comma list of run seeds")
+    defaults = Budget()
+    run.add_argument("--epochs", type=int, default=defaults.epochs)
+    run.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    run.add_argument("--optimizer", default=defaults.optimizer, choices=["adam", "adamw", "sgd"])
+    run.add_argument("--lr", type=float, default=defaults.lr)
+    run.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    run.add_argument("--patience", type=int, default=defaults.patience, help="early-stopping patience (0: off)")
+    run.add_argument("--grad-clip", type=float, default=defaults.grad_clip, help="max grad norm (0: off)")
+    run.add_argument("--threads", type=int, default=defaults.threads, help="torch intra-op threads per run")
+    run.add_argument("--device", default=defaults.device, help="cpu or cuda[:i]")
+    run.add_argument("--hparam", action="append", default=[], metavar="[METHOD.]KEY=VALUE",
+                     help="override a method hyper-parameter (JSON value); repeatable")
+    run.add_argument("--dataset-option", action="append", default=[], metavar="DATASET.KEY=VALUE",
+                     help="pass an option to a dataset loader (e.g. mosi.data_dir=/data); repeatable")
+    run.add_argument("--data-dir", default=None,
+                     help="root folder holding real datasets (default: $FUSEBENCH_DATA_DIR, then ~/.fusebench/data)")
+    run.add_argument("--no-stress", action="store_true", help="skip the stress-test grid")
+    run.add_argument("--no-emap", action="store_true", help="skip the EMAP interaction analysis")
+    run.add_argument("--emap-samples", type=int, default=None,
+                     help="evaluate EMAP on a seeded random subset of N test samples (default: all)")
+    run.add_argument("--executor", default="serial", help="serial (default) or another registered executor")
+    _add_tracking(run)
+
+    lst = sub.add_parser("list", help="list registered methods, datasets, metrics, stress tests or executors")
+    lst.add_argument("kind", choices=sorted(LIST_KINDS))
+
+    sub.add_parser("plugins", help="JSON: every plugin, its distribution, version and registrations")
+
+    board = sub.add_parser("leaderboard", help="render the leaderboard from MLflow")
+    board.add_argument("--datasets", default=None, help="comma list to restrict columns")
+    board.add_argument("--out", default=None, help="write to FILE instead of stdout")
+    board.add_argument("--allow-mixed-data", action="store_true",
+                       help="aggregate runs even if a dataset's content hash differs between them")
+    _add_tracking(board)
+    return parser
+
+
+def _dataset_options(items: Sequence[str]) -> dict[str, dict[str, object]]:
+    from .suite import parse_hparams
+
+    parsed = parse_hparams(items)
+    if "*" in parsed:
+        raise FuseBenchError("--dataset-option needs DATASET.KEY=VALUE (e.g. mosi.data_dir=/data).")
+    return parsed
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .plugins import get_registry
+    from .suite import make_plan, parse_hparams, print_failures, run_suite
+    from .tracking import Tracker
+
+    registry = get_registry()
+    try:
+        budget = Budget(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+                        weight_decay=args.weight_decay, patience=args.patience, grad_clip=args.grad_clip,
+                        threads=args.threads, device=args.device)
+    except SpecError as exc:
+        raise FuseBenchError(str(exc)) from None
+    methods = registry.select("methods", args.methods, "--methods")
+    if args.datasets:
+        datasets = registry.select("datasets", args.datasets, "--datasets")
+    else:
+        datasets = [d for d in DEFAULT_DATASETS if d in registry.names("datasets")]
+    if args.data_dir:
+        # An environment variable, not a RunSpec field: the path differs between machines,
+        # the data content hash (recorded per run) is what identifies the data.
+        os.environ["FUSEBENCH_DATA_DIR"] = os.path.abspath(args.data_dir)
+    evaluation = {"stress": not args.no_stress, "emap": not args.no_emap}
+    if args.emap_samples is not None:
+        if args.emap_samples < 2:
+            raise FuseBenchError(f"--emap-samples must be at least 2, got {args.emap_samples}.")
+        evaluation["emap_samples"] = args.emap_samples
+    dataset_options = _dataset_options(args.dataset_option)
+    for name in dataset_options:
+        if name not in datasets:
+            raise FuseBenchError(f"--dataset-option names dataset {name!r}, which is not in --datasets {datasets}.")
+    executor_spec = registry.executor(args.executor) if args.executor else None
+    tracker = Tracker(args.tracking_uri, args.suite)
+    specs = make_plan(registry, methods, datasets, args.seeds, budget, parse_hparams(args.hparam),
+                      dataset_options, evaluation, on_skip=lambda msg: print(f"Not applicable, skipped: {msg}", file=sys.stderr))
+    print(f"Planned {len(specs)} runs ({len(methods)} methods x {len(datasets)} datasets x "
+          f"{len(args.seeds)} seeds); tracking at {tracker.uri}, experiment fusebench/{args.suite}.")
+    runs_bar = tqdm(total=len(specs), desc="runs", unit="run", file=sys.stderr, disable=None)
+
+    def progress(spec):
+        bar = tqdm(total=spec.budget.epochs, desc=spec.label, unit="epoch", leave=False, file=sys.stderr,
+                   disable=None)
+
+        def update(epoch, row):
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in row.items()})
+            if epoch + 1 >= spec.budget.epochs:
+                bar.close()
+        return update
+
+    def on_result(result):
+        runs_bar.update(1)
+        if not result.ok:
+            runs_bar.write(f"[{result.status}] {result.spec.label}: {result.error}")
+
+    executor = executor_spec.factory(registry=registry) if args.executor == "serial" else executor_spec.factory()
+    command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    report = run_suite(registry, specs, tracker, executor, command, echo=print, progress=progress,
+                       on_result=on_result)
+    runs_bar.update(len(report.skipped))
+    runs_bar.close()
+    trained = len(report.results)
+    print(f"Done: {trained} trained, {len(report.skipped)} skipped as already finished, "
+          f"{len(report.failures)} failed. See `bench leaderboard --suite {args.suite}`.")
+    print_failures(report)
+    return 1 if report.failures else 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from .plugins import get_registry
+
+    registry = get_registry()
+    rows = []
+    for reg in registry.items(LIST_KINDS[args.kind]):
+        spec = reg.spec
+        extra = getattr(spec, "family", None) or getattr(spec, "primary_metric", None) or ""
+        desc = getattr(spec, "description", "")
+        rows.append([spec.name, extra, desc, reg.distribution or reg.plugin])
+    headers = {"methods": "family", "datasets": "primary metric"}.get(args.kind, "")
+    print(tabulate(rows, headers=["name", headers, "description", "from"], tablefmt="simple"))
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from .plugins import get_registry
+
+    print(json.dumps(get_registry().plugin_report(), indent=2))
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboard import render_markdown
+    from .tracking import Tracker
+
+    tracker = Tracker(args.tracking_uri, args.suite)
+    datasets = [d for d in (args.datasets or "").split(",") if d] or None
+    text = render_markdown(tracker, datasets, args.allow_mixed_data)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(f"Wrote {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "leaderboard": cmd_leaderboard}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Offline by default: datasets are built from local files, never fetched from a hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except FuseBenchError as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; finished runs are saved, re-run the same command to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

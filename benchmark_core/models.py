@@ -1,0 +1,93 @@
+"""The model contract every method implements, and the shared representation-fusion model.
+
+A model is split into ``encode`` (per modality, never mixing modalities) and ``fuse``
+(everything after), so evaluators can encode each modality once and recombine encodings
+freely: EMAP pairs modality a of sample i with modality b of sample j without re-running
+encoders N^2 times, and missing-modality tests act on the same inputs for every method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from .data import Batch
+from .encoders import UnimodalEncoders, mlp_head
+from .specs import TaskSpec
+
+# Hyper-parameters every method shares unless it overrides them (recorded per run).
+COMMON_DEFAULTS: dict[str, Any] = {"hidden": 32, "dropout": 0.1}
+
+
+@dataclass
+class Output:
+    """``pred``: (B, n_outputs) logits or regression values; ``aux_loss``: method-specific
+    training objective added to the task loss; ``extras``: anything a method wants to expose."""
+
+    pred: torch.Tensor
+    aux_loss: torch.Tensor | float = 0.0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class FusionModel(nn.Module):
+    """Base class: ``forward(batch) == fuse(encode(batch))``.
+
+    ``encode`` must treat each modality independently (its output for modality m may depend
+    only on ``x[m]``, ``mask[m]``, ``present[m]``); the default is the identity, which is
+    always correct (sequence-level and early-fusion methods do all work in ``fuse``).
+    """
+
+    def __init__(self, task: TaskSpec, hparams: Mapping[str, Any]):
+        super().__init__()
+        self.task = task
+        self.hparams = dict(hparams)
+        self.modalities = task.modality_names
+
+    def encode(self, batch: Batch) -> Batch:
+        return batch
+
+    def fuse(self, encoded: Batch) -> Output:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, batch: Batch) -> Output:
+        return self.fuse(self.encode(batch))
+
+
+class RepresentationFusion(FusionModel):
+    """Shared unimodal encoders -> a method's ``fusion`` module -> a prediction head.
+
+    ``fusion`` maps the list of per-modality vectors (task order) to one vector and exposes
+    ``out_dim``.  ``head`` is ``"mlp"`` (shared head), ``"linear"`` (keeps an additive fusion
+    additive) or ``"none"`` (the fusion already produces predictions).
+    """
+
+    def __init__(self, task: TaskSpec, hparams: Mapping[str, Any], fusion: nn.Module, head: str = "mlp"):
+        super().__init__(task, hparams)
+        hidden, dropout = int(self.hparams["hidden"]), float(self.hparams["dropout"])
+        self.encoders = UnimodalEncoders(task, hidden, dropout)
+        self.fusion = fusion
+        n_out = task.target.n_outputs
+        if head == "mlp":
+            self.head = mlp_head(fusion.out_dim, n_out, hidden, dropout)
+        elif head == "linear":
+            self.head = nn.Linear(fusion.out_dim, n_out)
+        elif head == "none":
+            self.head = nn.Identity()
+        else:
+            raise ValueError(f"head must be mlp|linear|none, got {head!r}")
+
+    def encode(self, batch: Batch) -> Batch:
+        x = {m: self.encoders.encode(m, batch.x[m], batch.mask[m]) for m in self.modalities}
+        return batch.replace(x=x, mask={m: None for m in self.modalities})
+
+    def fuse(self, encoded: Batch) -> Output:
+        reps = [encoded.x[m] for m in self.modalities]
+        return Output(self.head(self.fusion(reps)))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,154 @@
+"""``execute(RunSpec) -> RunResult``: the pure unit of work every executor runs.
+
+Load data -> build model -> train (seeded, budgeted) -> evaluate clean -> run the
+evaluation extensions (stress grid, EMAP) -> a plain, picklable result.  It never writes
+to MLflow (only the driver does) and never raises: a failure becomes a result with status
+``failed`` or ``diverged``, the reason and the traceback, so one broken method cannot sink
+a suite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from . import __version__
+from .data import DatasetTensors, load_tensors
+from .errors import FuseBenchError
+from .models import COMMON_DEFAULTS, FusionModel, count_parameters
+from .plugins import Registry, get_registry
+from .specs import MethodSpec, RunSpec
+from .training import DivergedError, PeakMemory, RunSeeds, compute_metrics, fit, predict, seed_everything
+
+# Evaluation extensions run after clean evaluation: name -> fn(context) -> metrics dict.
+# The stress and EMAP modules add themselves here (see benchmark_core.evaluation).
+EVALUATORS: dict[str, Callable[[EvaluationContext], dict[str, float]]] = {}
+
+
+@dataclass
+class EvaluationContext:
+    spec: RunSpec
+    model: FusionModel
+    data: DatasetTensors
+    registry: Registry
+    seeds: RunSeeds
+    metrics: Mapping[str, Any]
+    clean: Mapping[str, float]
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    status: str  # finished | failed | diverged
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "finished"
+
+
+def resolve_hparams(method: MethodSpec, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Common defaults < method defaults < user overrides (unknown keys are refused)."""
+    resolved = {**COMMON_DEFAULTS, **method.defaults}
+    unknown = sorted(set(overrides) - set(resolved))
+    if unknown:
+        raise FuseBenchError(
+            f"Unknown hyper-parameter(s) {unknown} for method {method.name!r} (--hparam). "
+            f"It accepts: {', '.join(sorted(resolved))}."
+        )
+    resolved.update(overrides)
+    return resolved
+
+
+def state_hash(model: torch.nn.Module) -> str:
+    """SHA-256 of all weights, to check bitwise reproducibility across executors."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def build_model(method: MethodSpec, data: DatasetTensors, hparams: Mapping[str, Any], seeds: RunSeeds) -> FusionModel:
+    reason = method.supports(data.task)
+    if reason:
+        raise FuseBenchError(f"method {method.name!r} cannot run on dataset {data.name!r}: {reason}")
+    torch.manual_seed(seeds.streams["init"])
+    model = method.build(data.task, dict(hparams))
+    if not isinstance(model, FusionModel):
+        raise FuseBenchError(
+            f"method {method.name!r}: build() returned {type(model).__name__}; it must return a "
+            "benchmark_core.models.FusionModel."
+        )
+    return model
+
+
+def execute(spec: RunSpec, registry: Registry | None = None,
+            progress: Callable[[int, dict[str, float]], None] | None = None) -> RunResult:
+    """Run one spec end to end; never raises (failures are recorded in the result)."""
+    started = time.perf_counter()
+    try:
+        return _execute(spec, registry or get_registry(), progress, started)
+    except DivergedError as exc:
+        return RunResult(spec, "diverged", error=str(exc), traceback=traceback.format_exc(),
+                         info={"wall_time_s": time.perf_counter() - started})
+    except Exception as exc:  # noqa: BLE001 - isolation is the point
+        return RunResult(spec, "failed", error=f"{type(exc).__name__}: {exc}",
+                         traceback=traceback.format_exc(),
+                         info={"wall_time_s": time.perf_counter() - started})
+
+
+def _execute(spec: RunSpec, registry: Registry, progress, started: float) -> RunResult:
+    method = registry.method(spec.method)
+    dataset = registry.dataset(spec.dataset)
+    seeds = seed_everything(spec.seed, spec.budget.threads)
+    data = load_tensors(dataset, spec.dataset_options)
+    metrics = {name: registry.metric(name) for name in dataset.metrics}
+    primary = metrics[dataset.primary_metric]
+    model = build_model(method, data, spec.hparams, seeds)
+    with PeakMemory(spec.budget.device) as memory:
+        fitted = fit(model, data, spec.budget, primary, seeds, progress)
+    device = spec.budget.device
+    test_pred = predict(model, data.test, spec.budget.batch_size, device)
+    val_pred = predict(model, data.validation, spec.budget.batch_size, device)
+    clean = compute_metrics(test_pred, data.test.y, metrics)
+    results = {f"test/{k}": v for k, v in clean.items()}
+    results.update({f"val/{k}": v for k, v in compute_metrics(val_pred, data.validation.y, metrics).items()})
+    eval_started = time.perf_counter()
+    context = EvaluationContext(spec, model, data, registry, seeds, metrics, clean)
+    for name, evaluator in EVALUATORS.items():
+        if spec.evaluation.get(name, True):
+            results.update(evaluator(context))
+    info = {
+        "params": count_parameters(model),
+        "train_time_s": fitted.train_time_s,
+        "eval_time_s": time.perf_counter() - eval_started,
+        "wall_time_s": time.perf_counter() - started,
+        "peak_memory_mb": memory.peak_mb,
+        "best_epoch": fitted.best_epoch,
+        "epochs_run": fitted.epochs_run,
+        "state_hash": state_hash(model),
+        "data_hash": data.data_hash,
+        "data_report": data.report,
+        "family": method.family,
+        "primary_metric": dataset.primary_metric,
+        "higher_is_better": primary.higher_is_better,
+        "metric_variants": sorted(metrics),
+        "task": data.task.to_dict(),
+        "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "harness_version": __version__,
+    }
+    return RunResult(spec, "finished", results, fitted.history, info)

@@ -1,0 +1,357 @@
+"""Typed, frozen specifications: the vocabulary every plugin and the engine share.
+
+Descriptive specs (methods, datasets, metrics, stress tests, executors) hold callables and
+serialise them as ``module:qualname`` strings; run-level specs (``Budget``, ``RunSpec``)
+hold only plain data so they can be pickled to workers and hashed stably.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+ModalityKind = Literal["sequence", "vector"]
+TargetKind = Literal["regression", "multiclass", "multilabel"]
+
+# Families a method may declare.  Third-party plugins may add their own; this list is what
+# the leaderboard uses to order groups (unknown families sort last).
+KNOWN_FAMILIES = (
+    "unimodal",
+    "early",
+    "late",
+    "additive",
+    "multiplicative",
+    "bilinear",
+    "nonlinear",
+    "tensor",
+    "low-rank",
+    "gated",
+    "modality-shift",
+    "attention",
+    "factorized",
+    "infomax",
+    "diffusion-attention",
+)
+
+
+class SpecError(ValueError):
+    """A spec is malformed; the message names the field and the fix."""
+
+
+def _callable_name(fn: Any) -> str:
+    module = getattr(fn, "__module__", None) or type(fn).__module__
+    qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return f"{module}:{qualname}"
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert a spec field to JSON-compatible data (callables become import paths)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if callable(value):
+        return _callable_name(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+class _Spec:
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not isinstance(name, str) or not name or any(c.isspace() for c in name) or "," in name:
+        raise SpecError(
+            f"{kind} name {name!r} is invalid: names must be non-empty strings without "
+            "whitespace or commas (they are used on the command line, e.g. --methods a,b)."
+        )
+
+
+@dataclass(frozen=True)
+class ModalitySpec(_Spec):
+    """One input modality: ``sequence`` tensors are (B, T, dim), ``vector`` ones (B, dim)."""
+
+    name: str
+    dim: int
+    kind: ModalityKind = "vector"
+
+    def __post_init__(self) -> None:
+        _check_name("modality", self.name)
+        if not isinstance(self.dim, int) or self.dim <= 0:
+            raise SpecError(f"modality {self.name!r}: dim must be a positive int, got {self.dim!r}")
+        if self.kind not in ("sequence", "vector"):
+            raise SpecError(
+                f"modality {self.name!r}: kind must be 'sequence' or 'vector', got {self.kind!r}"
+            )
+
+
+@dataclass(frozen=True)
+class TargetSpec(_Spec):
+    """What is predicted.  ``n_outputs`` is the width of the model's output layer.
+
+    regression: ``n_outputs`` real values (L1 loss by default, the MOSI/MOSEI convention);
+    multiclass: ``n_outputs`` logits, labels are class indices (cross-entropy);
+    multilabel: one logit per label, labels are 0/1 (binary cross-entropy).
+    """
+
+    kind: TargetKind
+    n_outputs: int
+    labels: tuple[str, ...] = ()
+    loss: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("regression", "multiclass", "multilabel"):
+            raise SpecError(f"target kind must be regression|multiclass|multilabel, got {self.kind!r}")
+        if not isinstance(self.n_outputs, int) or self.n_outputs <= 0:
+            raise SpecError(f"target n_outputs must be a positive int, got {self.n_outputs!r}")
+        if self.labels and len(self.labels) != self.n_outputs:
+            raise SpecError(
+                f"target has {len(self.labels)} labels but n_outputs={self.n_outputs}; "
+                "give one label name per output"
+            )
+        if not self.loss:
+            default = {"regression": "l1", "multiclass": "cross_entropy", "multilabel": "bce"}
+            object.__setattr__(self, "loss", default[self.kind])
+        if self.loss not in ("l1", "mse", "cross_entropy", "bce"):
+            raise SpecError(f"target loss must be l1|mse|cross_entropy|bce, got {self.loss!r}")
+
+
+@dataclass(frozen=True)
+class TaskSpec(_Spec):
+    """Modalities in a fixed order plus the target; models are built from this alone."""
+
+    modalities: tuple[ModalitySpec, ...]
+    target: TargetSpec
+
+    def __post_init__(self) -> None:
+        if not self.modalities:
+            raise SpecError("a task needs at least one modality")
+        names = [m.name for m in self.modalities]
+        if len(set(names)) != len(names):
+            raise SpecError(f"modality names must be unique, got {names}")
+
+    @property
+    def modality_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.modalities)
+
+    def modality(self, name: str) -> ModalitySpec:
+        for m in self.modalities:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class MethodSpec(_Spec):
+    """A fusion method.  ``build(task, hparams)`` returns a ``benchmark_core.models.FusionModel``.
+
+    ``defaults`` are the method's hyper-parameters; the run's resolved values are recorded.
+    ``min_modalities``/``max_modalities`` and ``modality_kinds`` say where it applies.
+    """
+
+    name: str
+    family: str
+    build: Callable[..., Any]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    reference: str = ""
+    description: str = ""
+    min_modalities: int = 1
+    max_modalities: int | None = None
+    modality_kinds: tuple[str, ...] = ("sequence", "vector")
+
+    def __post_init__(self) -> None:
+        _check_name("method", self.name)
+        if not isinstance(self.family, str) or not self.family:
+            raise SpecError(f"method {self.name!r}: family must be a non-empty string")
+        if not callable(self.build):
+            raise SpecError(f"method {self.name!r}: build must be callable(task, hparams)")
+        object.__setattr__(self, "defaults", dict(self.defaults))
+        try:
+            json.dumps(self.defaults)
+        except TypeError as exc:
+            raise SpecError(f"method {self.name!r}: defaults must be JSON-serialisable ({exc})") from exc
+
+    def supports(self, task: TaskSpec) -> str | None:
+        """Return None if the method can run on ``task``, else the reason it cannot."""
+        n = len(task.modalities)
+        if n < self.min_modalities:
+            return f"needs at least {self.min_modalities} modalities, task has {n}"
+        if self.max_modalities is not None and n > self.max_modalities:
+            return f"supports at most {self.max_modalities} modalities, task has {n}"
+        for m in task.modalities:
+            if m.kind not in self.modality_kinds:
+                return f"does not support {m.kind} modality {m.name!r}"
+        return None
+
+
+@dataclass(frozen=True)
+class DatasetSpec(_Spec):
+    """A dataset.  ``load(options)`` returns a ``datasets.DatasetDict`` with the splits
+    ``train``, ``validation`` and ``test``; one column per modality (vector:
+    ``List(float32, length=D)``, sequence: ``List(List(float32, length=D))``) and a
+    ``label`` column.  Modality shapes are derived from the loaded data, never declared.
+    """
+
+    name: str
+    load: Callable[..., Any]
+    target: TargetSpec
+    modalities: tuple[str, ...]
+    metrics: tuple[str, ...]
+    primary_metric: str
+    reference: str = ""
+    how_to_obtain: str = "Bundled with FuseBench; nothing to download."
+    description: str = ""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_name("dataset", self.name)
+        if not callable(self.load):
+            raise SpecError(f"dataset {self.name!r}: load must be callable(options)")
+        if not self.modalities:
+            raise SpecError(f"dataset {self.name!r}: list its modality column names")
+        if self.primary_metric not in self.metrics:
+            raise SpecError(
+                f"dataset {self.name!r}: primary_metric {self.primary_metric!r} must be one of "
+                f"its metrics {list(self.metrics)}"
+            )
+        object.__setattr__(self, "defaults", dict(self.defaults))
+
+
+@dataclass(frozen=True)
+class MetricSpec(_Spec):
+    """A metric ``fn(y_true, y_pred) -> float`` on numpy arrays.
+
+    ``y_pred`` is the raw model output (logits for classification, values for
+    regression), shape (N, n_outputs); ``y_true`` is (N,) for regression/multiclass and
+    (N, n_outputs) for multilabel.  The name is the *variant* (e.g. ``acc2_nonzero``) and
+    is recorded with every result.
+    """
+
+    name: str
+    fn: Callable[..., float]
+    higher_is_better: bool = True
+    target_kinds: tuple[str, ...] = ("regression", "multiclass", "multilabel")
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("metric", self.name)
+        if not callable(self.fn):
+            raise SpecError(f"metric {self.name!r}: fn must be callable(y_true, y_pred)")
+
+
+@dataclass(frozen=True)
+class StressSpec(_Spec):
+    """A corruption applied at evaluation time without retraining.
+
+    ``conditions(task)`` lists (target, level) pairs to evaluate, where target is a
+    modality name, a '+'-joined subset, or ``all``; ``apply(batch, target, level,
+    generator, stats)`` returns the corrupted batch.
+    """
+
+    name: str
+    apply: Callable[..., Any]
+    conditions: Callable[..., Any]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("stress test", self.name)
+
+
+@dataclass(frozen=True)
+class ExecutorSpec(_Spec):
+    """A way to run RunSpecs: ``factory(**options)`` returns a ``benchmark_core.executors.Executor``."""
+
+    name: str
+    factory: Callable[..., Any]
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check_name("executor", self.name)
+
+
+@dataclass(frozen=True)
+class Budget(_Spec):
+    """The training budget, identical for every method of a suite."""
+
+    epochs: int = 20
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 10
+    grad_clip: float = 1.0
+    threads: int = 1
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise SpecError(
+                    f"budget {name} must be a positive integer, got {value!r} "
+                    f"(set it with --{name.replace('_', '-')} N, N >= 1)"
+                )
+        if not isinstance(self.patience, int) or self.patience < 0:
+            raise SpecError(f"budget patience must be an integer >= 0, got {self.patience!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise SpecError(f"budget lr must be a positive finite number, got {self.lr!r} (--lr)")
+        if self.weight_decay < 0:
+            raise SpecError(f"budget weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.grad_clip < 0:
+            raise SpecError(f"budget grad_clip must be >= 0 (0 disables), got {self.grad_clip!r}")
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            raise SpecError(
+                f"budget optimizer must be adam|adamw|sgd, got {self.optimizer!r} (--optimizer)"
+            )
+
+
+@dataclass(frozen=True)
+class RunSpec(_Spec):
+    """One unit of work: train ``method`` on ``dataset`` with ``seed`` under ``budget``.
+
+    Plain data only, so it pickles to any worker; ``spec_hash`` identifies the run across
+    invocations (a finished run with the same hash is skipped).
+    """
+
+    method: str
+    dataset: str
+    seed: int
+    budget: Budget
+    hparams: Mapping[str, Any] = field(default_factory=dict)
+    dataset_options: Mapping[str, Any] = field(default_factory=dict)
+    evaluation: Mapping[str, Any] = field(default_factory=dict)
+    versions: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise SpecError(f"seed must be a non-negative integer, got {self.seed!r}")
+        for name in ("hparams", "dataset_options", "evaluation", "versions"):
+            object.__setattr__(self, name, dict(sorted(getattr(self, name).items())))
+
+    @property
+    def spec_hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of the canonical JSON of the spec."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}/{self.dataset}/seed{self.seed}"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
+        data = dict(data)
+        data["budget"] = Budget(**data["budget"])
+        return cls(**data)

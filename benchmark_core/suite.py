@@ -1,0 +1,147 @@
+"""The driver: plan (methods x datasets x seeds under one Budget), skip what is finished,
+hand the rest to an executor, and record every result in MLflow as it arrives."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import __version__
+from .data import load_tensors
+from .errors import FuseBenchError
+from .plugins import Registry
+from .models import COMMON_DEFAULTS
+from .runner import RunResult, resolve_hparams
+from .specs import Budget, RunSpec
+from .tracking import Tracker
+
+
+def parse_hparams(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``["lr=1", "tensor.rank=4"]`` -> {"*": {"lr": 1}, "tensor": {"rank": 4}} (JSON values)."""
+    import json
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if "=" not in item:
+            raise FuseBenchError(f"--hparam {item!r} must look like key=value or method.key=value.")
+        key, raw = item.split("=", 1)
+        method, _, name = key.rpartition(".")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out.setdefault(method or "*", {})[name] = value
+    return out
+
+
+def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[int],
+              budget: Budget, hparams: Mapping[str, Mapping[str, Any]] | None = None,
+              dataset_options: Mapping[str, Mapping[str, Any]] | None = None,
+              evaluation: Mapping[str, Any] | None = None,
+              on_skip: Callable[[str], None] | None = None) -> list[RunSpec]:
+    """Every supported (dataset, method, seed) as a RunSpec with resolved hyper-parameters.
+
+    Datasets are loaded once here to check each method supports their modalities; an
+    unsupported pair is reported through ``on_skip`` and left out.
+    """
+    if not seeds:
+        raise FuseBenchError("The seed list is empty; pass --seeds 0 or --seeds 0,1,2.")
+    hparams = hparams or {}
+    unknown = sorted(set(hparams) - {"*"} - set(methods))
+    if unknown:
+        raise FuseBenchError(f"--hparam names method(s) {unknown} that are not in --methods {list(methods)}.")
+    shared = dict(hparams.get("*", {}))
+    unused_shared = set(shared)
+    specs = []
+    for dataset_name in datasets:
+        dataset = registry.dataset(dataset_name)
+        options = dict((dataset_options or {}).get(dataset_name, {}))
+        task = load_tensors(dataset, options).task
+        for method_name in methods:
+            method = registry.method(method_name)
+            reason = method.supports(task)
+            if reason:
+                if on_skip:
+                    on_skip(f"{method_name} on {dataset_name}: {reason}")
+                continue
+            accepted = {**COMMON_DEFAULTS, **method.defaults}
+            overrides = {k: v for k, v in shared.items() if k in accepted}
+            unused_shared -= set(overrides)
+            resolved = resolve_hparams(method, {**overrides, **hparams.get(method_name, {})})
+            versions = {
+                "fusebench": __version__,
+                "method": registry.dist_version("methods", method_name),
+                "dataset": registry.dist_version("datasets", dataset_name),
+            }
+            for seed in seeds:
+                specs.append(RunSpec(method_name, dataset_name, int(seed), budget, resolved, options,
+                                     dict(evaluation or {}), versions))
+    if unused_shared and specs:
+        raise FuseBenchError(f"--hparam {sorted(unused_shared)}: no selected method has such a hyper-parameter.")
+    return specs
+
+
+@dataclass
+class SuiteReport:
+    planned: int
+    skipped: list[RunSpec] = field(default_factory=list)
+    results: list[RunResult] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[RunResult]:
+        return [r for r in self.results if not r.ok]
+
+
+def run_suite(registry: Registry, specs: Sequence[RunSpec], tracker: Tracker, executor,
+              command: str = "bench run", echo: Callable[[str], None] = print,
+              progress=None, on_result: Callable[[RunResult], None] | None = None) -> SuiteReport:
+    """Execute the specs not already finished in the tracker; log each result as it arrives."""
+    report = SuiteReport(planned=len(specs))
+    finished = tracker.finished_hashes()
+    todo = []
+    for spec in specs:
+        (report.skipped if spec.spec_hash in finished else todo).append(spec)
+    if report.skipped:
+        echo(f"Skipping {len(report.skipped)} of {len(specs)} runs already finished in "
+             f"{tracker.uri} (same spec_hash); nothing to retrain for them.")
+    if not todo:
+        return report
+    parent = tracker.start_parent(command, {"fusebench.version.fusebench": __version__})
+    children: dict[str, str] = {}
+
+    def on_start(spec: RunSpec) -> None:
+        family = registry.method(spec.method).family
+        children[spec.spec_hash] = tracker.start_child(parent, spec, family)
+
+    status = "FINISHED"
+    try:
+        for result in executor.run(todo, on_start, progress):
+            run_id = children.pop(result.spec.spec_hash, None)
+            if run_id is None:  # executor did not announce the start; open the run now
+                on_start(result.spec)
+                run_id = children.pop(result.spec.spec_hash)
+            tracker.log_result(run_id, result)
+            report.results.append(result)
+            if on_result:
+                on_result(result)
+    except BaseException:
+        status = "KILLED"
+        for run_id in children.values():
+            tracker.end_run(run_id, "KILLED")
+        raise
+    finally:
+        if report.failures and status == "FINISHED":
+            status = "FAILED"
+        tracker.end_run(parent, status)
+        executor.shutdown()
+    return report
+
+
+def print_failures(report: SuiteReport, echo: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> None:
+    if not report.failures:
+        return
+    echo(f"{len(report.failures)} of {len(report.results)} runs did not finish:")
+    for r in report.failures:
+        echo(f"  [{r.status}] {r.spec.label}: {r.error}")

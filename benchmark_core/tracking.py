@@ -1,0 +1,170 @@
+"""MLflow tracking, written by the driver only.
+
+Layout: one experiment per suite (``fusebench/<suite>``), a parent run per ``bench run``
+invocation, a child run per RunSpec carrying params, ``fusebench.*`` tags, metrics,
+per-epoch curves and the resolved spec as a JSON artifact.  Finished children are found
+again by their ``fusebench.spec_hash`` tag, which is how a re-run skips work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from .errors import FuseBenchError
+
+TAG = "fusebench"
+DEFAULT_SUITE = "default"
+
+
+def default_tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///mlflow.db`` in the working directory."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def experiment_name(suite: str) -> str:
+    return f"{TAG}/{suite}"
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
+    if isinstance(value, Mapping):
+        for key, sub in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), sub, out)
+    else:
+        out[prefix] = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class Tracker:
+    """Thin driver-side wrapper over ``MlflowClient`` for one suite's experiment."""
+
+    def __init__(self, tracking_uri: str | None = None, suite: str = DEFAULT_SUITE):
+        from mlflow.tracking import MlflowClient
+
+        self.uri = tracking_uri or default_tracking_uri()
+        self.suite = suite
+        self.client = MlflowClient(tracking_uri=self.uri)
+        self.experiment_id = self._ensure_experiment(experiment_name(suite))
+
+    def _artifact_location(self) -> str | None:
+        parsed = urlparse(self.uri)
+        if parsed.scheme == "sqlite":
+            db = Path(self.uri[len("sqlite:///"):])
+            return (db.parent / "mlruns").resolve().as_uri()
+        return None
+
+    def _ensure_experiment(self, name: str) -> str:
+        try:
+            existing = self.client.get_experiment_by_name(name)
+            if existing is not None:
+                if existing.lifecycle_stage == "deleted":
+                    self.client.restore_experiment(existing.experiment_id)
+                return existing.experiment_id
+            return self.client.create_experiment(name, artifact_location=self._artifact_location())
+        except Exception as exc:  # noqa: BLE001
+            raise FuseBenchError(
+                f"Cannot use the MLflow tracking URI {self.uri!r}: {type(exc).__name__}: {exc}. "
+                "Point --tracking-uri (or MLFLOW_TRACKING_URI) at a writable sqlite:///path.db or a "
+                "running `mlflow server` (http://host:port)."
+            ) from exc
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def start_parent(self, command: str, tags: Mapping[str, str] | None = None) -> str:
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"bench run {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            tags={f"{TAG}.kind": "parent", f"{TAG}.command": command[:5000], **(tags or {})},
+        )
+        return run.info.run_id
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def finished_hashes(self) -> dict[str, str]:
+        """spec_hash -> run_id of every finished child run of the suite."""
+        runs = self._search(f"tags.`{TAG}.kind` = 'child' and attributes.status = 'FINISHED'")
+        return {r.data.tags.get(f"{TAG}.spec_hash"): r.info.run_id for r in runs}
+
+    def start_child(self, parent_id: str, spec, family: str) -> str:
+        tags = {
+            "mlflow.parentRunId": parent_id,
+            f"{TAG}.kind": "child",
+            f"{TAG}.method": spec.method,
+            f"{TAG}.dataset": spec.dataset,
+            f"{TAG}.seed": str(spec.seed),
+            f"{TAG}.family": family,
+            f"{TAG}.spec_hash": spec.spec_hash,
+            f"{TAG}.status": "running",
+        }
+        tags.update({f"{TAG}.version.{k}": v for k, v in spec.versions.items()})
+        run = self.client.create_run(self.experiment_id, run_name=spec.label, tags=tags)
+        run_id = run.info.run_id
+        params: dict[str, str] = {}
+        _flatten("", {"method": spec.method, "dataset": spec.dataset, "seed": spec.seed,
+                      "budget": spec.budget.to_dict(), "hparams": spec.hparams,
+                      "dataset_options": spec.dataset_options, "evaluation": spec.evaluation}, params)
+        self._log_batch(run_id, params=params)
+        self.client.log_dict(run_id, spec.to_dict(), "spec.json")
+        return run_id
+
+    def log_result(self, run_id: str, result) -> None:
+        """Record a RunResult on its child run and close it (FAILED unless finished)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), now, 0) for k, v in sorted(result.metrics.items())]
+        for step, row in enumerate(result.history, start=1):
+            metrics += [Metric(f"epoch/{k}", float(v), now, step) for k, v in row.items()]
+        for key in ("params", "train_time_s", "eval_time_s", "wall_time_s", "peak_memory_mb",
+                    "best_epoch", "epochs_run"):
+            if key in result.info:
+                metrics.append(Metric(f"info/{key}", float(result.info[key]), now, 0))
+        tags = {f"{TAG}.status": result.status}
+        for key in ("data_hash", "state_hash", "primary_metric", "torch_version", "torch_threads",
+                    "harness_version", "higher_is_better"):
+            if key in result.info:
+                tags[f"{TAG}.{key}"] = str(result.info[key])
+        if "metric_variants" in result.info:
+            tags[f"{TAG}.metric_variants"] = ",".join(result.info["metric_variants"])
+        if result.error:
+            tags[f"{TAG}.error"] = result.error[:4900]
+        self._log_batch(run_id, metrics=metrics, tags=tags)
+        self.client.log_dict(run_id, {k: v for k, v in result.info.items()}, "info.json")
+        if result.traceback:
+            self.client.log_text(run_id, result.traceback, "traceback.txt")
+        self.end_run(run_id, "FINISHED" if result.ok else "FAILED")
+
+    def _log_batch(self, run_id: str, metrics: list | None = None, params: Mapping[str, str] | None = None,
+                   tags: Mapping[str, str] | None = None) -> None:
+        from mlflow.entities import Param, RunTag
+
+        for chunk in _chunks(metrics or [], 1000):
+            self.client.log_batch(run_id, metrics=chunk)
+        for chunk in _chunks([Param(k, v[:6000]) for k, v in (params or {}).items()], 100):
+            self.client.log_batch(run_id, params=chunk)
+        for chunk in _chunks([RunTag(k, v) for k, v in (tags or {}).items()], 100):
+            self.client.log_batch(run_id, tags=chunk)
+
+    def _search(self, filter_string: str) -> list:
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs([self.experiment_id], filter_string=filter_string,
+                                           max_results=1000, page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def child_runs(self) -> list:
+        """All child runs of the suite (any status)."""
+        return self._search(f"tags.`{TAG}.kind` = 'child'")

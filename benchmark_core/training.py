@@ -1,0 +1,217 @@
+"""The one training loop every method shares, and the seeding that makes runs repeatable.
+
+All randomness of a run is derived from its seed: a ``SeedSequence`` spawns independent
+streams for model initialisation, batch shuffling, stress corruptions and EMAP sampling,
+so e.g. adding a stress test never changes the trained weights.  Deterministic algorithms
+are on and intra-op threads are pinned to the budget's ``threads``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .data import DatasetTensors, SplitTensors
+from .models import FusionModel
+from .specs import Budget, MetricSpec, TargetSpec
+
+STREAMS = ("init", "shuffle", "stress", "emap")
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class RunSeeds:
+    """Independent integer seeds for each purpose, derived from the run seed."""
+
+    seed: int
+    streams: Mapping[str, int]
+
+    def generator(self, purpose: str, device: str = "cpu") -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(self.streams[purpose])
+
+
+def seed_everything(seed: int, threads: int) -> RunSeeds:
+    """Seed every global RNG, pin threads, enable deterministic algorithms."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    state = np.random.SeedSequence(seed).generate_state(len(STREAMS), dtype=np.uint64)
+    return RunSeeds(seed, {name: int(s % 2**63) for name, s in zip(STREAMS, state, strict=True)})
+
+
+def task_loss(pred: torch.Tensor, y: torch.Tensor, target: TargetSpec) -> torch.Tensor:
+    """The target's loss on raw model outputs."""
+    if target.loss == "cross_entropy":
+        return F.cross_entropy(pred, y)
+    if target.loss == "bce":
+        return F.binary_cross_entropy_with_logits(pred, y.to(pred.dtype))
+    if target.n_outputs == 1:
+        pred = pred.reshape(-1)
+    if target.loss == "l1":
+        return F.l1_loss(pred, y)
+    return F.mse_loss(pred, y)
+
+
+def make_optimizer(model: torch.nn.Module, budget: Budget) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if budget.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=budget.lr, momentum=0.9, weight_decay=budget.weight_decay)
+    cls = torch.optim.AdamW if budget.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=budget.lr, weight_decay=budget.weight_decay)
+
+
+@torch.no_grad()
+def predict(model: FusionModel, split: SplitTensors, batch_size: int, device: str = "cpu",
+            transform: Callable | None = None) -> torch.Tensor:
+    """Raw outputs (N, n_outputs) in eval mode; ``transform(batch, start)`` may corrupt inputs."""
+    model.eval()
+    outputs = []
+    for start in range(0, split.size, batch_size):
+        batch = split.batch(slice(start, start + batch_size))
+        if transform is not None:
+            batch = transform(batch, start)
+        outputs.append(model(batch.to(device)).pred.float().cpu())
+    return torch.cat(outputs)
+
+
+def compute_metrics(pred: torch.Tensor, y: torch.Tensor, metrics: Mapping[str, MetricSpec]) -> dict[str, float]:
+    y_np, pred_np = y.numpy(), pred.numpy()
+    return {name: float(spec.fn(y_np, pred_np)) for name, spec in metrics.items()}
+
+
+@dataclass
+class TrainingContext:
+    """What a method's optional ``before_epoch(ctx)`` hook sees (MMIM's first stage,
+    gradient-blending weight estimation)."""
+
+    epoch: int
+    data: DatasetTensors
+    budget: Budget
+    generator: torch.Generator
+    optimizer: torch.optim.Optimizer
+    device: str
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    epochs_run: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_time_s: float = 0.0
+
+
+def _better(score: float, best: float, higher: bool) -> bool:
+    if math.isnan(score):
+        return False
+    if math.isnan(best):
+        return True
+    return score > best if higher else score < best
+
+
+def fit(model: FusionModel, data: DatasetTensors, budget: Budget, primary: MetricSpec,
+        seeds: RunSeeds, progress: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
+    """Train with early stopping on the validation primary metric; restores the best weights."""
+    device, target = budget.device, data.task.target
+    model.to(device)
+    optimizer = make_optimizer(model, budget)
+    shuffle = seeds.generator("shuffle")
+    best_state = copy.deepcopy(model.state_dict())
+    best_score, best_epoch, bad_epochs = float("nan"), -1, 0
+    history: list[dict[str, float]] = []
+    started = time.perf_counter()
+    epoch = -1
+    for epoch in range(budget.epochs):
+        model.train()
+        hook = getattr(model, "before_epoch", None)
+        if hook is not None:
+            hook(TrainingContext(epoch, data, budget, shuffle, optimizer, device))
+            model.train()
+        total, seen = 0.0, 0
+        for step, batch in enumerate(data.train.batches(budget.batch_size, shuffle)):
+            batch = batch.to(device)
+            objective = getattr(model, "training_loss", None)
+            if objective is not None:
+                loss = objective(batch, lambda p, y: task_loss(p, y, target))
+            else:
+                out = model(batch)
+                loss = task_loss(out.pred, batch.y, target) + out.aux_loss
+            if not torch.isfinite(loss):
+                raise DivergedError(
+                    f"training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                    "lower --lr, raise --grad-clip strength, or check the inputs for extreme values"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if budget.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), budget.grad_clip)
+            optimizer.step()
+            total += loss.item() * batch.size
+            seen += batch.size
+        val_pred = predict(model, data.validation, budget.batch_size, device)
+        val_loss = task_loss(val_pred, data.validation.y, target).item()
+        score = float(primary.fn(data.validation.y.numpy(), val_pred.numpy()))
+        row = {"train_loss": total / max(seen, 1), "val_loss": val_loss, f"val_{primary.name}": score}
+        history.append(row)
+        if progress is not None:
+            progress(epoch, row)
+        if _better(score, best_score, primary.higher_is_better):
+            best_score, best_epoch, bad_epochs = score, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad_epochs += 1
+            if budget.patience and bad_epochs >= budget.patience:
+                break
+    model.load_state_dict(best_state)
+    return FitResult(best_epoch + 1, best_score, epoch + 1, history, time.perf_counter() - started)
+
+
+class PeakMemory:
+    """Peak resident memory of this process during a block (Linux: resets VmHWM), or the
+    CUDA allocator peak on GPU."""
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+        self.peak_mb = float("nan")
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            try:
+                with open("/proc/self/clear_refs", "w") as fh:
+                    fh.write("5")
+            except OSError:
+                pass
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.device.startswith("cuda"):
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
+            return
+        try:
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmHWM:"):
+                        self.peak_mb = int(line.split()[1]) / 1024
+        except OSError:
+            import resource
+
+            self.peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,1 @@
+"""Built-in fusion methods: one module per method or family, holding only what differs."""

@@ -90,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .plugins import get_registry
-    from .suite import make_plan, parse_hparams, print_failures, run_suite
+    from .suite import make_plan, parse_hparams, print_failures, run_suite, with_baselines
     from .tracking import Tracker
 
     registry = get_registry()
@@ -114,6 +114,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.emap_samples < 2:
             raise FuseBenchError(f"--emap-samples must be at least 2, got {args.emap_samples}.")
         evaluation["emap_samples"] = args.emap_samples
+    if evaluation["stress"] or evaluation["emap"]:
+        extended = with_baselines(registry, methods)
+        if extended != methods:
+            print(f"Adding baseline(s) {extended[len(methods):]}: the stress and EMAP columns compare every "
+                  "method with them (use --no-stress --no-emap to skip).")
+        methods = extended
     dataset_options = _dataset_options(args.dataset_option)
     for name in dataset_options:
         if name not in datasets:
@@ -141,6 +147,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         runs_bar.update(1)
         if not result.ok:
             runs_bar.write(f"[{result.status}] {result.spec.label}: {result.error}")
+        replaced = {m: n for m, n in result.info.get("data_report", {}).get("nonfinite_replaced", {}).items() if n}
+        if replaced:
+            runs_bar.write(f"note: {result.spec.dataset}: replaced non-finite feature values with 0 "
+                           f"(count per modality: {replaced}); logged as data/nonfinite_replaced/*")
 
     executor = executor_spec.factory(registry=registry) if args.executor == "serial" else executor_spec.factory()
     command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])

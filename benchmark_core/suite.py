@@ -36,6 +36,16 @@ def parse_hparams(items: Sequence[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+# Reference methods every analysed suite contains: ``additive`` (what EMAP and every family are
+# compared with) and ``late`` (the reference curve of effective robustness).
+BASELINES = ("additive", "late")
+
+
+def with_baselines(registry: Registry, methods: Sequence[str]) -> list[str]:
+    """``methods`` plus the registered baselines it lacks (appended, order kept)."""
+    return list(methods) + [b for b in BASELINES if b not in methods and b in registry.names("methods")]
+
+
 def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[int],
               budget: Budget, hparams: Mapping[str, Mapping[str, Any]] | None = None,
               dataset_options: Mapping[str, Mapping[str, Any]] | None = None,

@@ -52,8 +52,15 @@ class Tracker:
 
         self.uri = tracking_uri or default_tracking_uri()
         self.suite = suite
-        self.client = MlflowClient(tracking_uri=self.uri)
-        self.experiment_id = self._ensure_experiment(experiment_name(suite))
+        try:
+            self.client = MlflowClient(tracking_uri=self.uri)
+            self.experiment_id = self._ensure_experiment(experiment_name(suite))
+        except Exception as exc:  # noqa: BLE001 - any backend failure means the store is unusable
+            raise FuseBenchError(
+                f"Cannot use the MLflow tracking URI {self.uri!r}: {type(exc).__name__}: {exc}. "
+                "Point --tracking-uri (or MLFLOW_TRACKING_URI) at a writable sqlite:///path.db or a "
+                "running `mlflow server` (http://host:port)."
+            ) from exc
 
     def _artifact_location(self) -> str | None:
         parsed = urlparse(self.uri)
@@ -63,19 +70,12 @@ class Tracker:
         return None
 
     def _ensure_experiment(self, name: str) -> str:
-        try:
-            existing = self.client.get_experiment_by_name(name)
-            if existing is not None:
-                if existing.lifecycle_stage == "deleted":
-                    self.client.restore_experiment(existing.experiment_id)
-                return existing.experiment_id
-            return self.client.create_experiment(name, artifact_location=self._artifact_location())
-        except Exception as exc:  # noqa: BLE001
-            raise FuseBenchError(
-                f"Cannot use the MLflow tracking URI {self.uri!r}: {type(exc).__name__}: {exc}. "
-                "Point --tracking-uri (or MLFLOW_TRACKING_URI) at a writable sqlite:///path.db or a "
-                "running `mlflow server` (http://host:port)."
-            ) from exc
+        existing = self.client.get_experiment_by_name(name)
+        if existing is not None:
+            if existing.lifecycle_stage == "deleted":
+                self.client.restore_experiment(existing.experiment_id)
+            return existing.experiment_id
+        return self.client.create_experiment(name, artifact_location=self._artifact_location())
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -129,6 +129,8 @@ class Tracker:
                     "best_epoch", "epochs_run"):
             if key in result.info:
                 metrics.append(Metric(f"info/{key}", float(result.info[key]), now, 0))
+        replaced = result.info.get("data_report", {}).get("nonfinite_replaced", {})
+        metrics += [Metric(f"data/nonfinite_replaced/{m}", float(n), now, 0) for m, n in sorted(replaced.items())]
         tags = {f"{TAG}.status": result.status}
         for key in ("data_hash", "state_hash", "primary_metric", "torch_version", "torch_threads",
                     "harness_version", "higher_is_better"):

@@ -1,0 +1,70 @@
+"""Shared fixtures: hermetic caches, a fresh registry, a throw-away MLflow store, and a
+helper that installs a real plugin distribution (dist-info + entry point) on sys.path."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+from benchmark_core.plugins import build_registry  # noqa: E402
+from benchmark_core.specs import Budget, RunSpec  # noqa: E402
+
+TINY_XOR = {"n": 400}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _hermetic_caches(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("caches")
+    os.environ["HF_DATASETS_CACHE"] = str(cache / "hf")
+    os.environ["FUSEBENCH_CACHE_DIR"] = str(cache / "fusebench")
+    os.environ.pop("FUSEBENCH_DATA_DIR", None)
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    yield
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return build_registry()
+
+
+@pytest.fixture
+def tracking_uri(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def tiny_spec(method="additive", dataset="synthetic-xor", seed=0, epochs=2, **kwargs) -> RunSpec:
+    from benchmark_core.plugins import get_registry
+    from benchmark_core.runner import resolve_hparams
+
+    hparams = resolve_hparams(get_registry().method(method), kwargs.pop("hparams", {}))
+    return RunSpec(method, dataset, seed, Budget(epochs=epochs, batch_size=32), hparams,
+                   kwargs.pop("dataset_options", TINY_XOR),
+                   kwargs.pop("evaluation", {"stress": False, "emap": False}), **kwargs)
+
+
+@pytest.fixture
+def install_plugin(tmp_path, monkeypatch):
+    """Install a plugin *distribution* the way pip leaves it on disk (module + dist-info with
+    an entry point in the ``fusebench`` group) and put it on sys.path."""
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+
+    def install(dist: str, version: str, module: str, source: str, entry_name: str | None = None) -> Path:
+        (site / f"{module}.py").write_text(textwrap.dedent(source))
+        info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+        (info / "entry_points.txt").write_text(f"[fusebench]\n{entry_name or module} = {module}\n")
+        (info / "RECORD").write_text("")
+        return site
+
+    return install

@@ -1,0 +1,40 @@
+"""The leaderboard is rendered from MLflow alone: mean ± std over seeds per method x dataset."""
+
+from __future__ import annotations
+
+import statistics
+
+from benchmark_core.executors import SerialExecutor
+from benchmark_core.leaderboard import render_markdown, runs_frame
+from benchmark_core.specs import Budget
+from benchmark_core.suite import make_plan, run_suite
+from benchmark_core.tracking import Tracker
+from conftest import TINY_XOR
+
+
+def test_leaderboard_reports_mean_and_std_over_seeds(registry, tracking_uri):
+    tracker = Tracker(tracking_uri, "lb")
+    specs = make_plan(registry, ["late", "tensor"], ["synthetic-xor", "synthetic-redundant"], [0, 1],
+                      Budget(epochs=1, batch_size=32),
+                      dataset_options={"synthetic-xor": TINY_XOR, "synthetic-redundant": TINY_XOR},
+                      evaluation={"stress": False, "emap": False})
+    run_suite(registry, specs, tracker, SerialExecutor(registry), echo=lambda s: None)
+
+    # A fresh tracker: nothing but what MLflow stored is used.
+    fresh = Tracker(tracking_uri, "lb")
+    text = render_markdown(fresh)
+    frame = runs_frame(fresh)
+    for (method, dataset), group in frame.groupby(["method", "dataset"]):
+        values = list(group["test/accuracy"])
+        cell = f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+        row = next(line for line in text.splitlines() if f"| {method} " in line)
+        assert cell in row, (cell, row)
+    header = text.splitlines()[0]
+    assert "synthetic-xor (accuracy ↑)" in header and "synthetic-redundant (accuracy ↑)" in header
+    # grouped by family in the documented order: late before tensor
+    assert text.index("| late ") < text.index("| tensor ")
+    assert "seeds [0, 1]" in text and "epochs=1" in text
+
+
+def test_empty_suite_says_what_to_do(tracking_uri):
+    assert "Run `bench run` first" in render_markdown(Tracker(tracking_uri, "empty"))

@@ -1,0 +1,18 @@
+"""CMU-MOSI, CMU-MOSEI and IEMOCAP from the files researchers actually hold.
+
+One reader per on-disk format (:mod:`.mult`, :mod:`.mmsa`, :mod:`.csd`), one profile per
+dataset (:mod:`.profiles`), one DatasetSpec factory (:mod:`.loader`).  Pickles are opened
+with :mod:`benchmark_core.safe_pickle`; conversions are cached by content with
+:mod:`benchmark_core.datacache`.
+"""
+
+from benchmark_core import hookimpl
+
+from .loader import make_spec
+from .profiles import PROFILES
+
+
+@hookimpl
+def register_datasets(register):
+    for profile in PROFILES:
+        register(make_spec(profile))

@@ -1,0 +1,110 @@
+"""The reader-neutral intermediate form and its conversion to a ``datasets.DatasetDict``.
+
+Every format reader returns ``{split: SplitArrays}`` with ragged (T_i, D) float32 steps
+(padding already stripped), labels already in the dataset's encoding, and string ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+
+from benchmark_core import TargetSpec
+from benchmark_core.data import dataset_from_arrays
+from benchmark_core.errors import DataError
+
+# Split names used by the research files -> ours.
+SPLIT_ALIASES = {"train": "train", "valid": "validation", "dev": "validation",
+                 "validation": "validation", "test": "test"}
+
+
+@dataclass
+class SplitArrays:
+    modalities: dict[str, list[np.ndarray]]
+    labels: np.ndarray
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+# What every reader returns: the splits and a JSON-able conversion report.
+Converted = tuple[dict[str, SplitArrays], dict[str, Any]]
+
+
+def require(container: Mapping[str, Any], key: str, where: str, fix: str = "") -> Any:
+    """``container[key]`` or a DataError naming the file, the missing field and the fix."""
+    if key in container:
+        return container[key]
+    raise DataError(
+        f"{where} has no field {key!r} (fields present: {sorted(map(str, container))}). "
+        + (fix or "The file is not in the expected layout; see docs/datasets.md for the accepted formats.")
+    )
+
+
+def research_splits(data: Any, path: Path, fmt: str) -> dict[str, Mapping[str, Any]]:
+    """Map a pickle's top-level ``train``/``valid``/``test`` dicts to our split names."""
+    if not isinstance(data, Mapping):
+        raise DataError(
+            f"{path}: the pickle holds a {type(data).__name__}, but a {fmt} file holds a dict "
+            "with keys 'train', 'valid', 'test'. Check that this is the right file for --dataset-option format."
+        )
+    data = {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
+    found = {SPLIT_ALIASES[k]: k for k in data if k in SPLIT_ALIASES}
+    missing = [s for s in ("train", "validation", "test") if s not in found]
+    if missing:
+        raise DataError(
+            f"{path}: top-level keys are {sorted(map(str, data))}; a {fmt} file needs 'train', "
+            f"'valid' (or 'dev') and 'test' - missing {missing}. Use the complete file from its source."
+        )
+    out = {}
+    for split, key in found.items():
+        value = data[key]
+        if not isinstance(value, Mapping):
+            raise DataError(f"{path}: split {key!r} is a {type(value).__name__}, expected a dict of arrays.")
+        out[split] = {k.decode() if isinstance(k, bytes) else k: v for k, v in value.items()}
+    return out
+
+
+def dense_features(value: Any, where: str) -> np.ndarray:
+    """A modality array as (N, T, D); time-averaged (N, D) arrays become one step."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiub":
+        raise DataError(f"{where}: features have dtype {array.dtype}, expected numbers; "
+                        "a modality must be a numeric (N, T, D) array.")
+    if array.ndim == 2:
+        array = array[:, None, :]
+    if array.ndim != 3 or array.shape[-1] == 0:
+        raise DataError(f"{where}: features have shape {array.shape}, expected (N, T, D).")
+    return array
+
+
+def id_string(value: Any) -> str:
+    """bytes, str, numbers or arrays of them (MulT ids are arrays of bytes) -> one string."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray) and value.ndim > 0 or isinstance(value, (list, tuple)):
+        return "|".join(id_string(v) for v in value)
+    if isinstance(value, np.generic):
+        return id_string(value.item())
+    return str(value)
+
+
+def check_sizes(where: str, **sizes: int) -> None:
+    if len(set(sizes.values())) > 1:
+        raise DataError(f"{where}: fields disagree on the number of samples ({sizes}); "
+                        "every per-sample field must have the same first dimension.")
+
+
+def to_dataset_dict(splits: Mapping[str, SplitArrays], target: TargetSpec) -> datasets.DatasetDict:
+    out = {}
+    for split, arrays in splits.items():
+        ds = dataset_from_arrays({m: ("sequence", seqs) for m, seqs in arrays.modalities.items()},
+                                 arrays.labels, target)
+        out[split] = ds.add_column("id", arrays.ids)
+    return datasets.DatasetDict(out)

@@ -1,0 +1,172 @@
+"""Builders for tiny files in the exact on-disk formats researchers hold (data-formats.md).
+
+Each writer returns what a correct reader must recover (real lengths, labels, counts of
+non-finite values), so tests compare against ground truth rather than against the reader.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+SPLITS = {"train": "train", "valid": "validation", "test": "test"}
+DIMS = {"text": 6, "audio": 3, "vision": 4}
+
+
+@dataclass
+class Expected:
+    lengths: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # split -> modality -> (N,)
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+    first_steps: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # split -> mod -> sample 0 real steps
+    ids: dict[str, list[str]] = field(default_factory=dict)
+    nonfinite: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIMS, 0))
+
+
+def _real_steps(rng: np.random.Generator, length: int, dim: int) -> np.ndarray:
+    return rng.normal(size=(length, dim)).astype(np.float32) + 0.5  # never an all-zero step
+
+
+def _sentiment(rng: np.random.Generator, n: int) -> np.ndarray:
+    labels = np.round(rng.uniform(-3, 3, size=n) * 2) / 2  # includes exact halves
+    labels[::4] = 0.0  # exact zeros, as in MOSI
+    labels[1::4] = np.abs(labels[1::4]) + 0.5  # both signs present in every split
+    return labels.astype(np.float32)
+
+
+def write_mult(folder: Path, stem: str = "mosi", *, aligned: bool = True, n: tuple[int, int, int] = (12, 6, 6),
+               seed: int = 0, iemocap: bool = False) -> Expected:
+    """MulT pickle: left zero padding, -inf in audio, 3-D labels, per-sample bytes ids."""
+    rng = np.random.default_rng(seed)
+    steps = {"text": 8, "audio": 8, "vision": 8} if aligned else {"text": 8, "audio": 12, "vision": 10}
+    data, expected = {}, Expected()
+    for (key, split), size in zip(SPLITS.items(), n, strict=True):
+        fields, lengths, first = {}, {}, {}
+        shared = rng.integers(1, steps["text"] + 1, size=size)
+        shared[0] = steps["text"]  # one unpadded sample
+        for m, dim in DIMS.items():
+            t = steps[m]
+            lens = shared if aligned else rng.integers(1, t + 1, size=size)
+            array = np.zeros((size, t, dim), dtype=np.float32)
+            for i, length in enumerate(lens):
+                array[i, t - length:] = _real_steps(rng, length, dim)
+            if m == "audio":  # COVAREP -inf, inside real steps only
+                array[0, -1, 0] = -np.inf
+                array[size - 1, -1, 1] = -np.inf
+                expected.nonfinite[m] += 2
+            fields[m] = array
+            lengths[m] = np.asarray(lens)
+            first[m] = array[0, t - lens[0]:]
+        if iemocap:
+            hot = rng.integers(0, 2, size=(size, 4))
+            fields["labels"] = np.eye(2, dtype=np.float32)[hot]  # (N, 4, 2)
+            expected.labels[split] = hot
+        else:
+            labels = _sentiment(rng, size)
+            fields["labels"] = labels.reshape(size, 1, 1)
+            expected.labels[split] = labels
+        fields["id"] = np.array([[f"vid{i % 3}".encode(), str(i).encode(), b"0"] for i in range(size)])
+        expected.ids[split] = [f"vid{i % 3}|{i}|0" for i in range(size)]
+        data[key] = fields
+        expected.lengths[split], expected.first_steps[split] = lengths, first
+    name = f"{stem}_data.pkl" if aligned else f"{stem}_data_noalign.pkl"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / name, "wb") as fh:
+        pickle.dump(data, fh, protocol=2)
+    return expected
+
+
+def write_mmsa(folder: Path, *, aligned: bool = False, n: tuple[int, int, int] = (10, 5, 5), seed: int = 1) -> Expected:
+    """MMSA pickle: right padding, *_lengths authoritative, garbage beyond them, BERT mask."""
+    rng = np.random.default_rng(seed)
+    steps = {"text": 7, "audio": 9, "vision": 11} if not aligned else dict.fromkeys(DIMS, 7)
+    data, expected = {}, Expected()
+    for (key, split), size in zip(SPLITS.items(), n, strict=True):
+        fields, lengths, first = {}, {}, {}
+        for m, dim in DIMS.items():
+            t = steps[m]
+            lens = rng.integers(1, t + 1, size=size)
+            lens[0] = max(1, t - 2)
+            array = rng.normal(size=(size, t, dim)).astype(np.float64) * 100  # garbage everywhere
+            if m == "text":
+                for i, length in enumerate(lens):
+                    array[i, length:] = 0.0  # BERT features are zero beyond the mask
+            fields[m] = array
+            lengths[m] = lens
+            first[m] = array[0, :lens[0]].astype(np.float32)
+        mask = (np.arange(steps["text"])[None, :] < lengths["text"][:, None]).astype(np.float64)
+        fields["text_bert"] = np.stack([mask * 101, mask, np.zeros_like(mask)], axis=1)
+        fields["audio_lengths"], fields["vision_lengths"] = list(lengths["audio"]), list(lengths["vision"])
+        labels = _sentiment(rng, size)
+        fields["regression_labels"] = labels.astype(np.float64)
+        fields["id"] = np.array([f"vid{i}$_${i + 1}" for i in range(size)], dtype=object)
+        fields["raw_text"] = np.array([f"words {i}" for i in range(size)], dtype=object)
+        data[key] = fields
+        expected.lengths[split], expected.labels[split] = lengths, labels
+        expected.first_steps[split], expected.ids[split] = first, [f"vid{i}$_${i + 1}" for i in range(size)]
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ("aligned_50.pkl" if aligned else "unaligned_50.pkl"), "wb") as fh:
+        pickle.dump(data, fh, protocol=4)
+    return expected
+
+
+def write_csd(path: Path, root: str, entries: dict[str, tuple[np.ndarray, np.ndarray]],
+              metadata: dict[str, object] | None = None) -> Path:
+    """A computational sequence in the SDK layout: <root>/data/<vid>/{features,intervals},
+    <root>/metadata/<key> as one JSON-encoded variable-length string each, gzip."""
+    metadata = {"root name": root, "computational sequence description": "test sequence",
+                "dimension names": None, "computational sequence version": "1.0",
+                "alignment compatible": True, "dataset name": "CMU-MOSI", "dataset version": "1.0",
+                "creator": "FuseBench tests", "contact": "none", "featureset bib citation": "",
+                "dataset bib citation": "", "uuid": "00000000-0000-0000-0000-000000000000",
+                "md5": None, **(metadata or {})}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as fh:
+        group = fh.create_group(root)
+        data = group.create_group("data")
+        for vid, (features, intervals) in entries.items():
+            entry = data.create_group(vid)
+            entry.create_dataset("features", data=features, compression="gzip", compression_opts=9)
+            entry.create_dataset("intervals", data=intervals, compression="gzip", compression_opts=9)
+        meta = group.create_group("metadata")
+        for key, value in metadata.items():
+            meta.create_dataset(key, (1,), dtype=h5py.special_dtype(vlen=str), data=[json.dumps(value)])
+    return path
+
+
+def feature_stream(rng: np.random.Generator, end: float, dim: int, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rows every ``step`` seconds covering [0, end + step)."""
+    starts = np.arange(0.0, end + step, step)
+    intervals = np.stack([starts, starts + step], axis=1)
+    return rng.normal(size=(len(starts), dim)).astype(np.float32), intervals
+
+
+def write_feature_csds(folder: Path, labels: dict[str, tuple[np.ndarray, np.ndarray]], seed: int = 0,
+                       prefix: str = "CMU_MOSI") -> dict[str, Path]:
+    """Numeric text/audio/vision csds covering every labelled video, named as the SDK names them."""
+    rng = np.random.default_rng(seed)
+    spec = {"text": (f"{prefix}_TimestampedWordVectors", 5, 0.4),
+            "audio": (f"{prefix}_COVAREP", 3, 0.1),
+            "vision": (f"{prefix}_Visual_Facet_41", 4, 0.2)}
+    out = {}
+    for m, (name, dim, step) in spec.items():
+        entries = {vid: feature_stream(rng, float(iv.max()), dim, step) for vid, (_, iv) in labels.items()}
+        out[m] = write_csd(folder / f"{name}.csd", name, entries)
+    return out
+
+
+def label_entries(videos: int = 6, segments: int = 4, seed: int = 2) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Label csd entries: contiguous 2-second segments, sentiment in [-3, 3] with zeros."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for v in range(videos):
+        starts = np.arange(segments) * 2.0 + 1.0
+        intervals = np.stack([starts, starts + 2.0], axis=1).astype(np.float32)
+        values = np.round(rng.uniform(-3, 3, size=(segments, 1)), 1).astype(np.float32)
+        values[0] = 0.0
+        out[f"video{v:02d}"] = (values, intervals)
+    return out

@@ -285,13 +285,17 @@ def load_tensors(spec: DatasetSpec, options: Mapping[str, object] | None = None)
     opts = {**spec.defaults, **(options or {})}
     key = f"{spec.name}:{json.dumps(opts, sort_keys=True, default=str)}"
     if key not in _CACHE:
-        dsd = spec.load(opts)
+        loaded = spec.load(opts)
+        dsd, loader_report = loaded if isinstance(loaded, tuple) else (loaded, None)
         if not isinstance(dsd, datasets.DatasetDict):
             raise DataError(
                 f"dataset {spec.name!r}: load() returned {type(dsd).__name__}; it must return a "
-                "datasets.DatasetDict with train/validation/test splits."
+                "datasets.DatasetDict with train/validation/test splits (optionally with a report dict)."
             )
-        _CACHE[key] = to_tensors(spec, dsd)
+        tensors = to_tensors(spec, dsd)
+        if loader_report:
+            tensors.report["loader"] = dict(loader_report)
+        _CACHE[key] = tensors
     return _CACHE[key]
 
 

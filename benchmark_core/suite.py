@@ -3,7 +3,11 @@ hand the rest to an executor, and record every result in MLflow as it arrives.""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +16,7 @@ from . import __version__
 from .data import load_tensors
 from .errors import FuseBenchError
 from .plugins import Registry
+from .provenance import git_sha, plugin_versions
 from .models import COMMON_DEFAULTS
 from .runner import RunResult, resolve_hparams
 from .specs import Budget, RunSpec
@@ -68,10 +73,16 @@ def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str
     for dataset_name in datasets:
         dataset = registry.dataset(dataset_name)
         options = dict((dataset_options or {}).get(dataset_name, {}))
-        task = load_tensors(dataset, options).task
+        try:
+            task = load_tensors(dataset, options).task
+        except Exception as exc:  # noqa: BLE001 - the runs fail and record why; the suite goes on
+            task = None
+            if on_skip:
+                on_skip(f"dataset {dataset_name} failed to load ({type(exc).__name__}: {exc}); "
+                        "its runs will be recorded as failed")
         for method_name in methods:
             method = registry.method(method_name)
-            reason = method.supports(task)
+            reason = method.supports(task) if task is not None else None
             if reason:
                 if on_skip:
                     on_skip(f"{method_name} on {dataset_name}: {reason}")
@@ -91,6 +102,24 @@ def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str
     if unused_shared and specs:
         raise FuseBenchError(f"--hparam {sorted(unused_shared)}: no selected method has such a hyper-parameter.")
     return specs
+
+
+@contextlib.contextmanager
+def deferred_interrupts():
+    """Hold Ctrl-C/SIGTERM until an MLflow write completes, so an interrupt never leaves a run
+    half-recorded (e.g. created but not yet known to the driver, hence never closed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = {sig: signal.signal(sig, lambda s, f: received.append(s)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if received:
+            raise KeyboardInterrupt
 
 
 @dataclass
@@ -118,34 +147,43 @@ def run_suite(registry: Registry, specs: Sequence[RunSpec], tracker: Tracker, ex
              f"{tracker.uri} (same spec_hash); nothing to retrain for them.")
     if not todo:
         return report
-    parent = tracker.start_parent(command, {"fusebench.version.fusebench": __version__})
+    closed = tracker.recover_interrupted()
+    if closed:
+        echo(f"Marked {len(closed)} run(s) interrupted by an earlier killed `bench run` as KILLED: "
+             f"{', '.join(closed)}; they will be run again now.")
+    with deferred_interrupts():
+        parent = tracker.start_parent(command, {"fusebench.version.fusebench": __version__,
+                                                "fusebench.git_sha": git_sha() or "unknown",
+                                                "fusebench.plugins": json.dumps(plugin_versions(registry))[:5000]})
     children: dict[str, str] = {}
 
     def on_start(spec: RunSpec) -> None:
         family = registry.method(spec.method).family
-        children[spec.spec_hash] = tracker.start_child(parent, spec, family)
+        with deferred_interrupts():
+            children[spec.spec_hash] = tracker.start_child(parent, spec, family)
 
     status = "FINISHED"
     try:
         for result in executor.run(todo, on_start, progress):
-            run_id = children.pop(result.spec.spec_hash, None)
-            if run_id is None:  # executor did not announce the start; open the run now
+            if result.spec.spec_hash not in children:  # executor did not announce the start
                 on_start(result.spec)
-                run_id = children.pop(result.spec.spec_hash)
-            tracker.log_result(run_id, result)
+            with deferred_interrupts():
+                tracker.log_result(children[result.spec.spec_hash], result)
+                del children[result.spec.spec_hash]
             report.results.append(result)
             if on_result:
                 on_result(result)
     except BaseException:
         status = "KILLED"
-        for run_id in children.values():
-            tracker.end_run(run_id, "KILLED")
         raise
     finally:
-        if report.failures and status == "FINISHED":
-            status = "FAILED"
-        tracker.end_run(parent, status)
-        executor.shutdown()
+        with deferred_interrupts():
+            for run_id in children.values():  # started but never finished: interrupted
+                tracker.mark_killed(run_id, "interrupted (Ctrl-C/SIGTERM) before the run finished")
+            if report.failures and status == "FINISHED":
+                status = "FAILED"
+            tracker.end_run(parent, status)
+            executor.shutdown()
     return report
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -25,6 +26,18 @@ DEFAULT_SUITE = "default"
 def default_tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///mlflow.db`` in the working directory."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def experiment_name(suite: str) -> str:
@@ -83,12 +96,43 @@ class Tracker:
         run = self.client.create_run(
             self.experiment_id,
             run_name=f"bench run {time.strftime('%Y-%m-%d %H:%M:%S')}",
-            tags={f"{TAG}.kind": "parent", f"{TAG}.command": command[:5000], **(tags or {})},
+            tags={f"{TAG}.kind": "parent", f"{TAG}.command": command[:5000],
+                  f"{TAG}.driver_host": socket.gethostname(), f"{TAG}.driver_pid": str(os.getpid()),
+                  **(tags or {})},
         )
         return run.info.run_id
 
+    def recover_interrupted(self) -> list[str]:
+        """Close runs left RUNNING by a driver that was killed (SIGKILL, power loss).
+
+        A parent run is stale when its driver ran on this host and that process is gone; it
+        and its still-RUNNING children are marked KILLED (never FINISHED, so a re-run redoes
+        them).  Parents of other hosts are left alone: we cannot tell whether they still run.
+        Returns the labels of the children that were closed.
+        """
+        closed = []
+        for parent in self._search(f"tags.`{TAG}.kind` = 'parent' and attributes.status = 'RUNNING'"):
+            tags = parent.data.tags
+            if tags.get(f"{TAG}.driver_host") != socket.gethostname():
+                continue
+            pid = int(tags.get(f"{TAG}.driver_pid", "0") or 0)
+            if pid == os.getpid() or _process_alive(pid):
+                continue
+            children = self._search(f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' "
+                                    "and attributes.status = 'RUNNING'")
+            for child in children:
+                self.mark_killed(child.info.run_id, f"driver process {pid} died before the run finished")
+                closed.append(child.info.run_name)
+            self.end_run(parent.info.run_id, "KILLED")
+        return closed
+
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
+
+    def mark_killed(self, run_id: str, reason: str) -> None:
+        """Close an interrupted run as KILLED (so a re-run does it again) and say why."""
+        self._log_batch(run_id, tags={f"{TAG}.status": "killed", f"{TAG}.error": reason})
+        self.end_run(run_id, "KILLED")
 
     def finished_hashes(self) -> dict[str, str]:
         """spec_hash -> run_id of every finished child run of the suite."""
@@ -133,8 +177,8 @@ class Tracker:
         metrics += [Metric(f"data/nonfinite_replaced/{m}", float(n), now, 0) for m, n in sorted(replaced.items())]
         tags = {f"{TAG}.status": result.status}
         for key in ("data_hash", "state_hash", "primary_metric", "torch_version", "torch_threads",
-                    "harness_version", "higher_is_better"):
-            if key in result.info:
+                    "harness_version", "higher_is_better", "git_sha"):
+            if result.info.get(key) is not None:
                 tags[f"{TAG}.{key}"] = str(result.info[key])
         if "metric_variants" in result.info:
             tags[f"{TAG}.metric_variants"] = ",".join(result.info["metric_variants"])

@@ -1,7 +1,7 @@
-"""Built-in executors."""
+"""Built-in executors: serial (default), process (local cores) and ray (clusters, optional extra)."""
 
 from benchmark_core import ExecutorSpec, hookimpl
-from benchmark_core.executors import SerialExecutor
+from benchmark_core.executors import ProcessExecutor, RayExecutor, SerialExecutor
 
 
 @hookimpl
@@ -9,4 +9,13 @@ def register_executors(register):
     register(ExecutorSpec(
         name="serial", factory=SerialExecutor,
         description="One run after another in the driver process (default).",
+    ))
+    register(ExecutorSpec(
+        name="process", factory=ProcessExecutor,
+        description="Spawned worker processes, one run per core (--workers N, default cores/threads).",
+    ))
+    register(ExecutorSpec(
+        name="ray", factory=RayExecutor,
+        description="Ray tasks with per-run CPU/GPU requests (--address auto|HOST:PORT, --gpus); "
+                    "needs the extra fusebench[ray].",
     ))

@@ -15,6 +15,11 @@ from plugins.datasets.affect.profiles import IEMOCAP, MOSEI, MOSI
 SPLITS = ("train", "validation", "test")
 
 
+def load_splits(profile, options):
+    """The DatasetDict alone (``load`` also returns the conversion report)."""
+    return load(profile, options)[0]
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("FUSEBENCH_CACHE_DIR", str(tmp_path / "cache"))
@@ -39,8 +44,11 @@ def _check_against(dsd, expected, label_dtype=np.float32):
 @pytest.mark.parametrize("aligned", [True, False])
 def test_mult_left_padding_inf_and_bytes_ids(tmp_path, aligned):
     expected = write_mult(tmp_path / "mosi", aligned=aligned)
-    dsd = load(MOSI, {"data_dir": str(tmp_path / "mosi")})
+    dsd, loader_report = load(MOSI, {"data_dir": str(tmp_path / "mosi")})
     _check_against(dsd, expected)
+    assert loader_report["format"] == "mult" and loader_report["padding"] == "left"
+    assert loader_report["cache"] == "converted"
+    assert load(MOSI, {"data_dir": str(tmp_path / "mosi")})[1]["cache"] == "reused"
     assert dsd["train"].features["audio"].feature.length == DIMS["audio"]  # shape from data
     report = to_tensors(make_spec(MOSI), dsd).report
     assert report["nonfinite_replaced"] == expected.nonfinite  # -inf counted, not hidden
@@ -48,7 +56,7 @@ def test_mult_left_padding_inf_and_bytes_ids(tmp_path, aligned):
 
 def test_mult_iemocap_4x2_labels_become_multilabel(tmp_path):
     expected = write_mult(tmp_path / "iemocap", "iemocap", iemocap=True)
-    dsd = load(IEMOCAP, {"data_dir": str(tmp_path / "iemocap")})
+    dsd, report = load(IEMOCAP, {"data_dir": str(tmp_path / "iemocap")})
     _check_against(dsd, expected, label_dtype=np.int64)
     tensors = to_tensors(make_spec(IEMOCAP), dsd)
     assert tensors.task.target.kind == "multilabel" and tuple(tensors.train.y.shape) == (12, 4)
@@ -62,8 +70,9 @@ def test_iemocap_with_wrong_label_shape_names_file_and_fix(tmp_path):
 
 def test_mmsa_lengths_beat_padding_and_garbage(tmp_path):
     expected = write_mmsa(tmp_path / "MOSI" / "Processed")
-    dsd = load(MOSI, {"data_dir": str(tmp_path / "MOSI")})  # MMSA layout: <dir>/Processed/
+    dsd, report = load(MOSI, {"data_dir": str(tmp_path / "MOSI")})  # MMSA layout: <dir>/Processed/
     _check_against(dsd, expected)
+    assert report["format"] == "mmsa"
 
 
 def test_mosei_mult_labels_take_the_sentiment_column(tmp_path):
@@ -72,7 +81,7 @@ def test_mosei_mult_labels_take_the_sentiment_column(tmp_path):
     for fields in data.values():  # (N, 1, 7): sentiment then six emotions
         fields["labels"] = np.concatenate([fields["labels"], np.full((len(fields["labels"]), 1, 6), 9.0)], axis=2)
     (tmp_path / "mosei_senti_data.pkl").write_bytes(pickle.dumps(data))
-    dsd = load(MOSEI, {"data_dir": str(tmp_path)})
+    dsd, report = load(MOSEI, {"data_dir": str(tmp_path)})
     assert np.allclose(dsd["test"]["label"], expected.labels["test"])
 
 
@@ -89,7 +98,7 @@ def _csd_dir(tmp_path):
 
 def test_csd_features_aligned_to_label_intervals(tmp_path):
     labels = _csd_dir(tmp_path)
-    dsd = load(MOSI, {"data_dir": str(tmp_path), "folds": FOLDS})
+    dsd, report = load(MOSI, {"data_dir": str(tmp_path), "folds": FOLDS})
     assert [len(dsd[s]) for s in SPLITS] == [16, 4, 4]
     assert dsd["test"]["id"] == [f"video05[{i}]" for i in range(4)]
     assert np.allclose(dsd["test"]["label"], labels["video05"][0][:, 0])
@@ -104,7 +113,7 @@ def test_csd_rows_are_the_overlapping_ones(tmp_path):
     labels = label_entries(videos=6, segments=1)
     write_csd(tmp_path / "CMU_MOSI_Opinion_Labels.csd", "Opinion Segment Labels", labels)
     paths = write_feature_csds(tmp_path, labels)
-    dsd = load(MOSI, {"data_dir": str(tmp_path), "folds": FOLDS})
+    dsd, report = load(MOSI, {"data_dir": str(tmp_path), "folds": FOLDS})
     import h5py
     with h5py.File(paths["vision"]) as fh:
         root = next(iter(fh))
@@ -144,16 +153,16 @@ def test_missing_dataset_says_where_what_and_how(tmp_path, monkeypatch):
 def test_data_dir_env_root_is_searched(tmp_path, monkeypatch):
     write_mult(tmp_path / "root", aligned=False)  # MulT names say which dataset they hold
     monkeypatch.setenv("FUSEBENCH_DATA_DIR", str(tmp_path / "root"))
-    assert len(load(MOSI, {})["train"]) == 12
+    assert len(load_splits(MOSI, {})["train"]) == 12
 
 
 def test_aligned_option_and_format_option(tmp_path):
     write_mult(tmp_path, aligned=True)
     write_mult(tmp_path, aligned=False)
     write_mmsa(tmp_path)
-    assert len(load(MOSI, {"data_dir": str(tmp_path)})["train"][0]["audio"]) == 8  # aligned preferred
-    assert len(load(MOSI, {"data_dir": str(tmp_path), "aligned": False})["validation"]) == 6
-    assert len(load(MOSI, {"data_dir": str(tmp_path), "format": "mmsa"})["train"]) == 10
+    assert len(load_splits(MOSI, {"data_dir": str(tmp_path)})["train"][0]["audio"]) == 8  # aligned preferred
+    assert len(load_splits(MOSI, {"data_dir": str(tmp_path), "aligned": False})["validation"]) == 6
+    assert len(load_splits(MOSI, {"data_dir": str(tmp_path), "format": "mmsa"})["train"]) == 10
     with pytest.raises(DataError, match="can be read from mult"):
         load(IEMOCAP, {"data_dir": str(tmp_path), "format": "csd"})
     with pytest.raises(DataError, match="no option.*'alinged'"):
@@ -174,11 +183,11 @@ def test_unsafe_pickle_in_data_dir_is_refused(tmp_path):
 
 def test_cache_reused_then_rebuilt_when_source_changes(tmp_path):
     write_mult(tmp_path, seed=0)
-    first = load(MOSI, {"data_dir": str(tmp_path)})
-    again = load(MOSI, {"data_dir": str(tmp_path)})
+    first = load_splits(MOSI, {"data_dir": str(tmp_path)})
+    again = load_splits(MOSI, {"data_dir": str(tmp_path)})
     assert again["train"].cache_files[0]["filename"] == first["train"].cache_files[0]["filename"]
     expected = write_mult(tmp_path, seed=5)
-    rebuilt = load(MOSI, {"data_dir": str(tmp_path)})
+    rebuilt = load_splits(MOSI, {"data_dir": str(tmp_path)})
     assert rebuilt["train"].cache_files[0]["filename"] != first["train"].cache_files[0]["filename"]
     assert np.allclose(rebuilt["train"]["label"], expected.labels["train"])
 
@@ -198,3 +207,4 @@ def test_execute_additive_end_to_end_on_mult_fixture(tmp_path):
         assert f"test/{name}" in result.metrics
     assert result.info["primary_metric"] == "mae" and result.info["higher_is_better"] is False
     assert result.info["data_report"]["nonfinite_replaced"]["audio"] == 6
+    assert result.info["data_report"]["loader"]["format"] == "mult"  # conversion report reaches the run

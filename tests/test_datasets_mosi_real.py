@@ -17,6 +17,11 @@ WORDS = REAL / "CMU_MOSI_ModifiedTimestampedWords.csd"
 pytestmark = pytest.mark.skipif(not LABELS.exists(), reason=f"real MOSI files not in {REAL}")
 
 
+def load_splits(profile, options):
+    """The DatasetDict alone (``load`` also returns the conversion report)."""
+    return load(profile, options)[0]
+
+
 @pytest.fixture(scope="module")
 def label_entries():
     with open_csd(LABELS) as csd:
@@ -42,7 +47,7 @@ def test_aligned_dataset_with_real_labels(tmp_path, monkeypatch, label_entries):
     monkeypatch.setenv("FUSEBENCH_CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / LABELS.name).symlink_to(LABELS)
     write_feature_csds(tmp_path, label_entries)  # synthetic numeric streams, SDK layout
-    dsd = load(MOSI, {"data_dir": str(tmp_path)})
+    dsd = load_splits(MOSI, {"data_dir": str(tmp_path)})
     assert [len(dsd[s]) for s in ("train", "validation", "test")] == [1284, 229, 686]
     labels = np.concatenate([dsd[s]["label"] for s in dsd])
     assert int((labels == 0).sum()) == 96

@@ -127,8 +127,10 @@ def _validate(profile: AffectProfile, options: Mapping[str, Any]) -> dict[str, A
     return opts
 
 
-def load(profile: AffectProfile, options: Mapping[str, Any]) -> datasets.DatasetDict:
-    """Locate, convert (or reuse the cached conversion) and return train/validation/test."""
+def load(profile: AffectProfile, options: Mapping[str, Any]) -> tuple[datasets.DatasetDict, dict[str, Any]]:
+    """Locate, convert (or reuse the cached conversion) and return train/validation/test plus
+    the conversion report (padding side, length source, dropped segments, cache use), which
+    the engine records with every run."""
     opts = _validate(profile, options)
     source = find_source(profile, opts)
     key = {"dataset": profile.name, "reader": READER_VERSION, "format": source.format,
@@ -150,7 +152,7 @@ def load(profile: AffectProfile, options: Mapping[str, Any]) -> datasets.Dataset
     result = datacache.cached(profile.name, key, files, build)
     log.info("%s: %s data from %s (%s); conversion report: %s", profile.name, source.format,
              ", ".join(str(p) for p in files), "cached" if result.reused else "converted", result.report)
-    return result.data
+    return result.data, {**result.report, "cache": "reused" if result.reused else "converted"}
 
 
 def make_spec(profile: AffectProfile) -> DatasetSpec:

@@ -1,0 +1,146 @@
+"""Killing `bench run` mid-suite and re-running it; one broken method or dataset does not sink
+the suite."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from benchmark_core.cli import main
+from benchmark_core.plugins import get_registry
+
+ARGS = ["run", "--methods", "additive,late,tensor,early", "--datasets", "synthetic-xor", "--seeds", "0",
+        "--epochs", "3", "--dataset-option", "synthetic-xor.n=600", "--no-stress", "--no-emap"]
+
+
+def _children(db):
+    client = MlflowClient(f"sqlite:///{db}")
+    exp = client.get_experiment_by_name("fusebench/default")
+    if exp is None:
+        return []
+    return [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("fusebench.kind") == "child"]
+
+
+def _finished_children(db) -> int:
+    """Poll with plain read-only SQL: an MLflow client here would race the driver's schema setup."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute(
+                "SELECT COUNT(*) FROM runs JOIN tags ON tags.run_uuid = runs.run_uuid "
+                "WHERE tags.key = 'fusebench.kind' AND tags.value = 'child' AND runs.status = 'FINISHED'"
+            ).fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def _start_and_kill_after_first_result(tmp_path, sig):
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark_core.cli", *ARGS], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = tmp_path / "mlflow.db"
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            time.sleep(0.3)
+            if db.exists() and _finished_children(db) >= 1:
+                break
+        else:
+            pytest.fail("the suite never finished a first run")
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc, db
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_suite_resumes_only_missing_runs(tmp_path, monkeypatch, capsys, sig):
+    proc, db = _start_and_kill_after_first_result(tmp_path, sig)
+    before = _children(db)
+    finished_before = {r.data.tags["fusebench.spec_hash"] for r in before if r.info.status == "FINISHED"}
+    assert 1 <= len(finished_before) < 4
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, proc.stderr.read()[-2000:]
+        # a clean interrupt closes its open runs itself: nothing stays RUNNING
+        assert all(r.info.status != "RUNNING" for r in before)
+        assert any(r.info.status == "KILLED" for r in before)
+
+    monkeypatch.chdir(tmp_path)
+    assert main(ARGS) == 0
+    out = capsys.readouterr().out
+    assert f"Skipping {len(finished_before)} of 4 runs already finished" in out
+    assert f"{4 - len(finished_before)} trained" in out
+    if sig == signal.SIGKILL:
+        assert "interrupted by an earlier killed `bench run` as KILLED" in out
+
+    after = _children(db)
+    assert not [r for r in after if r.info.status == "RUNNING"]
+    finished = {r.data.tags["fusebench.spec_hash"] for r in after if r.info.status == "FINISHED"}
+    assert len(finished) == 4 and finished_before <= finished
+    # finished runs were not trained again: exactly one FINISHED child per spec
+    assert sum(r.info.status == "FINISHED" for r in after) == 4
+    assert all(r.data.tags["fusebench.status"] in ("finished", "killed") for r in after)
+
+
+BROKEN = '''
+import torch
+from benchmark_core import DatasetSpec, MethodSpec, TargetSpec, hookimpl
+from benchmark_core.models import FusionModel, Output
+
+
+class Exploding(FusionModel):
+    def __init__(self, task, hparams):
+        super().__init__(task, hparams)
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def fuse(self, batch):
+        raise RuntimeError("boom from the broken method")
+
+
+def unreadable(options):
+    raise OSError("cannot read /nowhere/broken.pkl")
+
+
+@hookimpl
+def register_methods(register):
+    register(MethodSpec(name="broken", family="nonlinear", build=Exploding))
+
+
+@hookimpl
+def register_datasets(register):
+    register(DatasetSpec(name="broken-data", load=unreadable, target=TargetSpec("regression", 1),
+                         modalities=("a",), metrics=("mae",), primary_metric="mae"))
+'''
+
+
+def test_broken_method_and_dataset_do_not_sink_the_suite(tmp_path, monkeypatch, capsys, install_plugin):
+    install_plugin("fusebench-broken", "0.1", "fusebench_broken", BROKEN)
+    get_registry.cache_clear()
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(["run", "--methods", "broken,additive", "--datasets", "synthetic-xor,broken-data",
+                     "--seeds", "0", "--epochs", "1", "--dataset-option", "synthetic-xor.n=300",
+                     "--no-stress", "--no-emap"])
+    finally:
+        get_registry.cache_clear()
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "3 of 4 runs did not finish" in captured.err
+    assert "boom from the broken method" in captured.err and "cannot read /nowhere/broken.pkl" in captured.err
+    children = {(r.data.tags["fusebench.method"], r.data.tags["fusebench.dataset"]): r
+                for r in _children(tmp_path / "mlflow.db")}
+    assert children[("additive", "synthetic-xor")].info.status == "FINISHED"
+    failed = children[("broken", "synthetic-xor")]
+    assert failed.info.status == "FAILED" and "boom" in failed.data.tags["fusebench.error"]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    trace = open(client.download_artifacts(failed.info.run_id, "traceback.txt")).read()
+    assert "RuntimeError: boom from the broken method" in trace

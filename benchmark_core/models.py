@@ -20,7 +20,11 @@ from .encoders import UnimodalEncoders, mlp_head
 from .specs import TaskSpec
 
 # Hyper-parameters every method shares unless it overrides them (recorded per run).
-COMMON_DEFAULTS: dict[str, Any] = {"hidden": 32, "dropout": 0.1}
+COMMON_DEFAULTS: dict[str, Any] = {
+    "hidden": 32, "dropout": 0.1,
+    # Gradient Blending (benchmark_core.blending), available to every method.
+    "gradient_blend": False, "gblend_epochs": 2, "gblend_online": False, "gblend_holdout": 0.1,
+}
 
 
 @dataclass

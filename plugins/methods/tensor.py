@@ -15,12 +15,14 @@ from torch import nn
 from benchmark_core import MethodSpec, hookimpl
 from benchmark_core.models import RepresentationFusion
 
+from .common import prepend_one, project_each
+
 
 def outer_with_ones(reps: list[torch.Tensor]) -> torch.Tensor:
     """vec([1;z_1] (x) ... (x) [1;z_M]) for a batch: (B, prod(d_m + 1))."""
     fused = None
     for z in reps:
-        z1 = torch.cat([torch.ones_like(z[:, :1]), z], dim=1)
+        z1 = prepend_one(z)
         fused = z1 if fused is None else torch.einsum("bi,bj->bij", fused, z1).flatten(1)
     return fused
 
@@ -35,11 +37,11 @@ def auto_tensor_dim(n_modalities: int, hidden: int, max_fused_dim: int) -> int:
 class TensorFusion(nn.Module):
     def __init__(self, n_modalities: int, hidden: int, tensor_dim: int):
         super().__init__()
-        self.project = nn.ModuleList(nn.Linear(hidden, tensor_dim) for _ in range(n_modalities))
+        self.project = project_each(n_modalities, hidden, tensor_dim)
         self.out_dim = (tensor_dim + 1) ** n_modalities
 
     def forward(self, reps: list[torch.Tensor]) -> torch.Tensor:
-        return outer_with_ones([proj(z) for proj, z in zip(self.project, reps, strict=True)])
+        return outer_with_ones(self.project(reps))
 
 
 def build(task, hp):

@@ -1,0 +1,134 @@
+"""MulT — Multimodal Transformer (Tsai, Bai et al., ACL 2019).
+
+Every *directed* pair of modalities (source -> target, M(M-1) of them) gets a crossmodal
+transformer: the target's sequence queries the source's, so unaligned sequences of
+different lengths are fused without alignment.  Per target, the outputs of its M-1
+crossmodal transformers are concatenated and read by a self-attention transformer; the
+last *real* step of each target is concatenated, passed through a residual MLP and a
+linear output layer.  Follows the reference code where it differs from the paper:
+pre-LayerNorm residuals with un-normalised skip, key/value always the *layer-0* source
+embedding (normalised by the layer's own LayerNorm), inputs scaled by sqrt(d) plus fairseq
+sinusoids, kernel-1 "temporal conv" = bias-free linear projection (skipped when the input
+already has d features), self-attention stack of max(layers, 3).  Vector modalities are
+length-1 sequences.  Departures: padding comes from the batch masks (key-padding mask and
+zero positional embedding on padded steps, instead of "first feature == 0"), and the
+causal mask, on in the reference only because ``--attn_mask`` is ``store_false``, is
+off by default (``causal_mask: true`` restores it) since it hides later steps of an
+unaligned source for no modelling reason.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from benchmark_core import MethodSpec, TaskSpec, hookimpl
+from benchmark_core.data import Batch
+from benchmark_core.encoders import last_valid
+from benchmark_core.models import FusionModel, Output
+
+from .common import as_sequence, causal_mask, sinusoidal_positions
+
+
+class CrossmodalLayer(nn.Module):
+    """One pre-LN block: attention (to ``source`` if given, else self) then a 4x ReLU MLP."""
+
+    def __init__(self, dim: int, heads: int, attn_dropout: float, relu_dropout: float, res_dropout: float):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=attn_dropout, batch_first=True)
+        self.norm_attn, self.norm_ff = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.ReLU(), nn.Dropout(relu_dropout),
+                                nn.Linear(4 * dim, dim))
+        self.residual_dropout = nn.Dropout(res_dropout)
+        for linear in (self.ff[0], self.ff[3]):
+            nn.init.xavier_uniform_(linear.weight)
+            nn.init.zeros_(linear.bias)
+
+    def forward(self, x: torch.Tensor, source: torch.Tensor | None, key_padding: torch.Tensor,
+                attn_mask: torch.Tensor | None) -> torch.Tensor:
+        query = self.norm_attn(x)
+        kv = query if source is None else self.norm_attn(source)
+        attended, _ = self.attn(query, kv, kv, key_padding_mask=key_padding, attn_mask=attn_mask,
+                                need_weights=False)
+        x = x + self.residual_dropout(attended)
+        return x + self.residual_dropout(self.ff(self.norm_ff(x)))
+
+
+class CrossmodalTransformer(nn.Module):
+    """``forward(x, mask, source, source_mask)``: source -> target crossmodal stack, or a
+    self-attention stack when ``source`` is None.  Inputs are (B, T, dim) with (B, T) masks."""
+
+    def __init__(self, dim: int, heads: int, layers: int, *, attn_dropout: float, relu_dropout: float,
+                 res_dropout: float, embed_dropout: float, causal: bool):
+        super().__init__()
+        self.dim, self.causal = dim, causal
+        self.layers = nn.ModuleList(CrossmodalLayer(dim, heads, attn_dropout, relu_dropout, res_dropout)
+                                    for _ in range(layers))
+        self.embed_dropout = nn.Dropout(embed_dropout)
+        self.norm = nn.LayerNorm(dim)
+
+    def embed(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        positions = sinusoidal_positions(x.shape[1], self.dim, x.device).to(x.dtype)
+        return self.embed_dropout(math.sqrt(self.dim) * x + positions * mask.unsqueeze(-1))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None = None,
+                source_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.embed(x, mask)
+        if source is not None:
+            source = self.embed(source, source_mask)
+        keys_mask = mask if source is None else source_mask
+        attn_mask = causal_mask(x.shape[1], keys_mask.shape[1], x.device) if self.causal else None
+        for layer in self.layers:
+            x = layer(x, source, ~keys_mask, attn_mask)
+        return self.norm(x)
+
+
+class MulT(FusionModel):
+    def __init__(self, task: TaskSpec, hparams):
+        super().__init__(task, hparams)
+        hp = self.hparams
+        d, n = hp["mult_dim"], len(self.modalities)
+        self.project = nn.ModuleDict({
+            m.name: nn.Identity() if m.dim == d else nn.Linear(m.dim, d, bias=False) for m in task.modalities})
+        options = dict(attn_dropout=hp["attn_dropout"], relu_dropout=hp["relu_dropout"],
+                       res_dropout=hp["res_dropout"], embed_dropout=hp["embed_dropout"],
+                       causal=hp["causal_mask"])
+        self.pairs = [(s, t) for t in self.modalities for s in self.modalities if s != t]
+        self.crossmodal = nn.ModuleDict({
+            f"{s}->{t}": CrossmodalTransformer(d, hp["heads"], hp["layers"], **options) for s, t in self.pairs})
+        self.memory = nn.ModuleDict({
+            t: CrossmodalTransformer((n - 1) * d, hp["heads"], max(hp["layers"], 3), **options)
+            for t in self.modalities})
+        width = n * (n - 1) * d
+        self.proj1, self.proj2 = nn.Linear(width, width), nn.Linear(width, width)
+        self.out_dropout = nn.Dropout(hp["out_dropout"])
+        self.out = nn.Linear(width, task.target.n_outputs)
+
+    def fuse(self, batch: Batch) -> Output:
+        seqs = {m: as_sequence(batch.x[m], batch.mask[m]) for m in self.modalities}
+        z = {m: self.project[m](x) for m, (x, _) in seqs.items()}
+        last = []
+        for t in self.modalities:
+            mask = seqs[t][1]
+            crossed = [self.crossmodal[f"{s}->{t}"](z[t], mask, z[s], seqs[s][1])
+                       for s in self.modalities if s != t]
+            last.append(last_valid(self.memory[t](torch.cat(crossed, dim=-1), mask), mask))
+        h = torch.cat(last, dim=-1)
+        h = h + self.proj2(self.out_dropout(torch.relu(self.proj1(h))))
+        return Output(self.out(h))
+
+
+@hookimpl
+def register_methods(register):
+    register(MethodSpec(
+        name="mult", family="attention", build=MulT,
+        defaults={"mult_dim": 30, "heads": 5, "layers": 5, "attn_dropout": 0.1, "relu_dropout": 0.1,
+                  "res_dropout": 0.1, "embed_dropout": 0.25, "out_dropout": 0.0, "causal_mask": False},
+        reference="Tsai, Bai et al., Multimodal Transformer for Unaligned Multimodal Language "
+                  "Sequences, ACL 2019",
+        description="Crossmodal transformers for all directed modality pairs -> per-target "
+                    "self-attention -> last step -> residual MLP -> output.",
+        min_modalities=2,
+    ))

@@ -4,6 +4,7 @@ helper that installs a real plugin distribution (dist-info + entry point) on sys
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 from pathlib import Path
 
@@ -58,7 +59,11 @@ def install_plugin(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
 
+    installed: list[str] = []
+
     def install(dist: str, version: str, module: str, source: str, entry_name: str | None = None) -> Path:
+        sys.modules.pop(module, None)  # another test may have imported a module of that name
+        installed.append(module)
         (site / f"{module}.py").write_text(textwrap.dedent(source))
         info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
@@ -67,4 +72,6 @@ def install_plugin(tmp_path, monkeypatch):
         (info / "RECORD").write_text("")
         return site
 
-    return install
+    yield install
+    for module in installed:
+        sys.modules.pop(module, None)

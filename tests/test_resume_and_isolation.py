@@ -133,7 +133,7 @@ def test_broken_method_and_dataset_do_not_sink_the_suite(tmp_path, monkeypatch, 
     finally:
         get_registry.cache_clear()
     captured = capsys.readouterr()
-    assert code == 1
+    assert code == 1, captured.err[-1500:]
     assert "3 of 4 runs did not finish" in captured.err
     assert "boom from the broken method" in captured.err and "cannot read /nowhere/broken.pkl" in captured.err
     children = {(r.data.tags["fusebench.method"], r.data.tags["fusebench.dataset"]): r

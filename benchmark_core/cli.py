@@ -6,10 +6,12 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 
 from .errors import FuseBenchError
+from .plots import add_plot_parser, cmd_plot
 from .specs import Budget, SpecError
 
 DEFAULT_DATASETS = ("mfeat", "synthetic-redundant", "synthetic-unique", "synthetic-mixed", "synthetic-xor")
@@ -60,7 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-emap", action="store_true", help="skip the EMAP interaction analysis")
     run.add_argument("--emap-samples", type=int, default=None,
                      help="evaluate EMAP on a seeded random subset of N test samples (default: all)")
-    run.add_argument("--executor", default="serial", help="serial (default) or another registered executor")
+    run.add_argument("--executor", default="serial",
+                     help="serial (default), process, ray, or another registered executor")
+    run.add_argument("--workers", type=int, default=None, help="process executor: worker processes")
+    run.add_argument("--address", default=None,
+                     help="ray executor: 'auto' (join this machine's cluster) or HOST:PORT (default: local Ray)")
+    run.add_argument("--gpus", type=float, default=0.0, help="ray executor: GPUs requested per run")
     _add_tracking(run)
 
     lst = sub.add_parser("list", help="list registered methods, datasets, metrics, stress tests or executors")
@@ -68,12 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("plugins", help="JSON: every plugin, its distribution, version and registrations")
 
+    check = sub.add_parser("validate-plugin", help="check one plugin's registrations on tiny inputs")
+    check.add_argument("name", help="plugin (entry-point) name as `bench plugins` shows it, or a distribution name")
+
     board = sub.add_parser("leaderboard", help="render the leaderboard from MLflow")
     board.add_argument("--datasets", default=None, help="comma list to restrict columns")
     board.add_argument("--out", default=None, help="write to FILE instead of stdout")
     board.add_argument("--allow-mixed-data", action="store_true",
                        help="aggregate runs even if a dataset's content hash differs between them")
     _add_tracking(board)
+
+    add_plot_parser(sub)
     return parser
 
 
@@ -127,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor_spec = registry.executor(args.executor) if args.executor else None
     tracker = Tracker(args.tracking_uri, args.suite)
     specs = make_plan(registry, methods, datasets, args.seeds, budget, parse_hparams(args.hparam),
-                      dataset_options, evaluation, on_skip=lambda msg: print(f"Not applicable, skipped: {msg}", file=sys.stderr))
+                      dataset_options, evaluation, on_skip=lambda msg: print(f"note: {msg}", file=sys.stderr))
     print(f"Planned {len(specs)} runs ({len(methods)} methods x {len(datasets)} datasets x "
           f"{len(args.seeds)} seeds); tracking at {tracker.uri}, experiment fusebench/{args.suite}.")
     runs_bar = tqdm(total=len(specs), desc="runs", unit="run", file=sys.stderr, disable=None)
@@ -152,7 +164,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             runs_bar.write(f"note: {result.spec.dataset}: replaced non-finite feature values with 0 "
                            f"(count per modality: {replaced}); logged as data/nonfinite_replaced/*")
 
-    executor = executor_spec.factory(registry=registry) if args.executor == "serial" else executor_spec.factory()
+    if args.workers is not None and args.workers < 1:
+        raise FuseBenchError(f"--workers must be at least 1, got {args.workers}.")
+    executor = executor_spec.factory(registry=registry, workers=args.workers, address=args.address, gpus=args.gpus)
     command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = run_suite(registry, specs, tracker, executor, command, echo=print, progress=progress,
                        on_result=on_result)
@@ -205,7 +219,25 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "leaderboard": cmd_leaderboard}
+def cmd_validate_plugin(args: argparse.Namespace) -> int:
+    from .plugins import build_registry, get_registry
+    from .validate import validate_plugin
+
+    try:
+        registry = get_registry()
+    except Exception:  # noqa: BLE001 - a broken plugin; validate_plugin finds out which
+        registry = None
+    report = validate_plugin(args.name, registry, build_registry)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "leaderboard": cmd_leaderboard,
+            "plot": cmd_plot, "validate-plugin": cmd_validate_plugin}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -214,6 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     args = build_parser().parse_args(argv)
+    # SIGTERM (batch schedulers, `kill`) gets the same clean shutdown as Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return COMMANDS[args.command](args)
     except FuseBenchError as exc:

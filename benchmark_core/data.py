@@ -151,6 +151,7 @@ class DatasetTensors:
     splits: dict[str, SplitTensors]
     data_hash: str
     report: dict[str, object] = field(default_factory=dict)
+    _feature_std: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def train(self) -> SplitTensors:
@@ -165,7 +166,12 @@ class DatasetTensors:
         return self.splits["test"]
 
     def feature_std(self) -> dict[str, torch.Tensor]:
-        """Per-feature standard deviation on the train split (real steps only)."""
+        """Per-feature standard deviation on the train split (real steps only); computed once."""
+        if self._feature_std is None:
+            self._feature_std = self._compute_feature_std()
+        return self._feature_std
+
+    def _compute_feature_std(self) -> dict[str, torch.Tensor]:
         out = {}
         for m, x in self.train.x.items():
             mask = self.train.mask[m]

@@ -1,19 +1,28 @@
 """The leaderboard: a pure function of what MLflow holds.
 
 Runs -> one pandas row per child run -> mean ± std over seeds per method x dataset (each
-dataset's primary metric on the test split), grouped by fusion family -> tabulate.
+dataset's primary metric on the test split), grouped by fusion family -> tabulate.  A second
+table puts each method next to its EMAP projection and its robustness (stress grid):
+effective robustness is cross-run (against the late-fusion run of the same dataset and
+seed), so it is computed here rather than by the run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
 from .errors import FuseBenchError
+from .robustness import effective_robustness
 from .specs import KNOWN_FAMILIES
+from .stress import HEADLINE, key_target, parse_stress_key
 from .tracking import TAG, Tracker
+
+# The effective-robustness reference (MultiBench): late fusion of the same dataset and seed.
+REFERENCE_METHOD = "late"
 
 
 def runs_frame(tracker: Tracker) -> pd.DataFrame:
@@ -108,6 +117,86 @@ def wide_table(long: pd.DataFrame) -> pd.DataFrame:
                                  "train_s": "Train s (mean)"}).fillna("—")
 
 
+def headline_curve(row: pd.Series, metric: str) -> dict[float, float]:
+    """level -> score of one run's headline stress curve (noise on all modalities), with the
+    clean test score at level 0."""
+    test, target = HEADLINE
+    points = {}
+    for key, value in row.items():
+        parsed = parse_stress_key(key) if isinstance(key, str) else None
+        if parsed and parsed[:2] == (test, key_target(target)) and parsed[3] == metric and pd.notna(value):
+            points[parsed[2]] = float(value)
+    if points and pd.notna(row.get(f"test/{metric}")):
+        points[0.0] = float(row[f"test/{metric}"])
+    return dict(sorted(points.items()))
+
+
+def effective_robustness_per_run(frame: pd.DataFrame, reference: str = REFERENCE_METHOD) -> pd.Series:
+    """ER of each run's headline curve against the reference method's run with the same
+    dataset and seed (NaN where either curve is missing), on their common levels."""
+    values = pd.Series(np.nan, index=frame.index, dtype=float)
+    if frame.empty:
+        return values
+    refs = {(r["dataset"], r["seed"]): r for _, r in frame[frame["method"] == reference].iterrows()}
+    for index, row in frame.iterrows():
+        ref = refs.get((row["dataset"], row["seed"]))
+        if ref is None:
+            continue
+        metric = row["primary_metric"]
+        mine, theirs = headline_curve(row, metric), headline_curve(ref, metric)
+        levels = sorted(set(mine) & set(theirs))
+        if len(levels) > 1 and levels[0] == 0.0:
+            values[index] = effective_robustness([mine[lv] for lv in levels], [theirs[lv] for lv in levels],
+                                                 bool(row["higher_is_better"]))
+    return values
+
+
+# column title -> metric key template ({m}: the dataset's primary metric); None: computed here
+ANALYSIS_COLUMNS: dict[str, str | None] = {
+    "Clean": "test/{m}",
+    "EMAP": "emap/{m}",
+    "EMAP gap": "emap/gap/{m}",
+    "Missing (mean)": "robustness/missing/mean/{m}",
+    "Relative rob.": "robustness/relative/{m}",
+    "Effective rob.": None,
+}
+
+
+def _cell(values: pd.Series) -> str:
+    values = values.dropna().astype(float)
+    if values.empty:
+        return "—"
+    if len(values) == 1:
+        return f"{values.iloc[0]:.4f}"
+    return f"{values.mean():.4f} ± {values.std(ddof=1):.4f}"
+
+
+def analysis_table(frame: pd.DataFrame, datasets: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per family x method x dataset: clean score, EMAP score and gap, mean
+    missing-modality score, relative and effective robustness (primary metric, mean ± std
+    over seeds).  Empty when no run logged EMAP or stress results."""
+    analysed = any(isinstance(c, str) and c.startswith(("emap/", "robustness/")) for c in frame.columns)
+    if frame.empty or not analysed:
+        return pd.DataFrame()
+    frame = frame.assign(_er=effective_robustness_per_run(frame))
+    rows = []
+    for (dataset, method), group in frame.groupby(["dataset", "method"], sort=True):
+        if datasets and dataset not in datasets:
+            continue
+        metric = group["primary_metric"].iloc[0]
+        row = {"Family": group["family"].iloc[0], "Method": method, "Dataset": dataset,
+               "Metric": f"{metric} {'↑' if group['higher_is_better'].iloc[0] else '↓'}"}
+        for title, template in ANALYSIS_COLUMNS.items():
+            key = "_er" if template is None else template.format(m=metric)
+            row[title] = _cell(group[key]) if key in group else "—"
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    order = table["Family"].map(_family_order)
+    return table.assign(_order=order).sort_values(["_order", "Method", "Dataset"]).drop(columns="_order")
+
+
 def render_markdown(tracker: Tracker, datasets: Sequence[str] | None = None, allow_mixed_data: bool = False) -> str:
     frame = runs_frame(tracker)
     done = finished_runs(frame, allow_mixed_data)
@@ -125,4 +214,17 @@ def render_markdown(tracker: Tracker, datasets: Sequence[str] | None = None, all
         f"{'; '.join(budgets)} · fusebench {', '.join(sorted(set(map(str, done['harness_version']))))}"
         f" · data hashes: {hashes}. Cells: test-split primary metric, mean ± std over seeds.\n"
     )
+    analysis = analysis_table(done, datasets)
+    if not analysis.empty:
+        footer += (
+            "\n### Interactions and robustness\n\n"
+            + tabulate(analysis, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
+            + "\n\nPrimary metric, mean ± std over seeds. EMAP: score of the model's empirical "
+            "multimodally-additive projection; EMAP gap: how much worse that is than the model "
+            "(> 0: it uses cross-modal interactions). Missing (mean): mean score over every "
+            "removed-modality subset. Relative rob.: area under the score-vs-noise-level curve "
+            "(noise on all modalities, clean at level 0) over the level range. Effective rob.: "
+            f"MultiBench ER against `{REFERENCE_METHOD}` of the same dataset and seed (> 0: degrades "
+            "more gracefully). See docs/stress.md.\n"
+        )
     return body + "\n" + footer

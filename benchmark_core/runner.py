@@ -24,6 +24,7 @@ from .data import DatasetTensors, load_tensors
 from .errors import FuseBenchError
 from .models import COMMON_DEFAULTS, FusionModel, count_parameters
 from .plugins import Registry, get_registry
+from .provenance import git_sha, plugin_versions
 from .specs import MethodSpec, RunSpec
 from .training import DivergedError, PeakMemory, RunSeeds, compute_metrics, fit, predict, seed_everything
 
@@ -91,6 +92,10 @@ def build_model(method: MethodSpec, data: DatasetTensors, hparams: Mapping[str, 
             f"method {method.name!r}: build() returned {type(model).__name__}; it must return a "
             "benchmark_core.models.FusionModel."
         )
+    if hparams.get("gradient_blend"):
+        from .blending import GradientBlend
+
+        model = GradientBlend(model)
     return model
 
 
@@ -150,5 +155,10 @@ def _execute(spec: RunSpec, registry: Registry, progress, started: float) -> Run
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "harness_version": __version__,
+        "git_sha": git_sha(),
+        "plugin_versions": plugin_versions(registry),
     }
     return RunResult(spec, "finished", results, fitted.history, info)
+
+
+from . import evaluation  # noqa: E402,F401  (registers the stress and EMAP evaluators)

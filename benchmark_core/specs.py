@@ -200,7 +200,8 @@ class MethodSpec(_Spec):
 @dataclass(frozen=True)
 class DatasetSpec(_Spec):
     """A dataset.  ``load(options)`` returns a ``datasets.DatasetDict`` with the splits
-    ``train``, ``validation`` and ``test``; one column per modality (vector:
+    ``train``, ``validation`` and ``test`` (or a ``(DatasetDict, report)`` pair, the report
+    being a JSON-able dict of what the conversion did, recorded with every run); one column per modality (vector:
     ``List(float32, length=D)``, sequence: ``List(List(float32, length=D))``) and a
     ``label`` column.  Modality shapes are derived from the loaded data, never declared.
     """
@@ -254,20 +255,43 @@ class MetricSpec(_Spec):
 
 @dataclass(frozen=True)
 class StressSpec(_Spec):
-    """A corruption applied at evaluation time without retraining.
+    """A corruption applied at evaluation time, without retraining.
 
-    ``conditions(task)`` lists (target, level) pairs to evaluate, where target is a
-    modality name, a '+'-joined subset, or ``all``; ``apply(batch, target, level,
-    generator, stats)`` returns the corrupted batch.
+    ``conditions(task)`` lists the ``(target, level)`` pairs to evaluate: ``target`` is a
+    modality name, a '+'-joined subset (``"text+audio"``) or ``"all"``; ``level`` is a
+    severity in (0, 1].  ``apply(batch, target, level, generator, stats)`` returns the
+    corrupted batch, drawing randomness only from ``generator`` (seeded per test and target,
+    so every method sees the same corrupted inputs); ``stats`` maps each modality to its
+    per-feature train-set standard deviation.  Modalities it leaves alone must stay the
+    *same* tensor objects (use ``batch.replace``): the engine then reuses their encodings.
+
+    ``curve``: the levels of one target form a severity curve that starts from the clean
+    score at level 0 (relative/effective robustness are computed on it); ``False`` for
+    categorical conditions such as removing a modality (summarised by mean and worst drop).
+
+    ``modality_wise``: corrupting a subset (or ``all``: every single modality the test lists
+    at that level) is corrupting each of its modalities on its own.  The engine then calls
+    ``apply`` with single modalities only, each with that modality's own generator, so a
+    subset condition is exactly the union of the single-modality ones and reuses their
+    encodings (only the fusion runs again).
     """
 
     name: str
     apply: Callable[..., Any]
     conditions: Callable[..., Any]
     description: str = ""
+    curve: bool = True
+    modality_wise: bool = False
 
     def __post_init__(self) -> None:
         _check_name("stress test", self.name)
+        if "/" in self.name:
+            raise SpecError(f"stress test {self.name!r}: '/' is reserved for metric keys")
+        if not callable(self.apply):
+            raise SpecError(f"stress test {self.name!r}: apply must be callable(batch, target, "
+                            "level, generator, stats)")
+        if not callable(self.conditions):
+            raise SpecError(f"stress test {self.name!r}: conditions must be callable(task)")
 
 
 @dataclass(frozen=True)

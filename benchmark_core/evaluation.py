@@ -1,0 +1,72 @@
+"""The two evaluation extensions every trained model gets: the stress grid and EMAP.
+
+Importing this module (``benchmark_core.runner`` does) registers them in
+``runner.EVALUATORS`` under ``stress`` and ``emap``; a RunSpec's ``evaluation`` mapping turns
+them off (``{"stress": False}``) or tunes them:
+
+* ``stress_tests``: names (list or comma string) of the registered stress tests to run
+  (default: all);
+* ``emap_samples``: EMAP on a seeded random subset of that many test samples (default: all);
+* ``emap_partners``: force Monte-Carlo EMAP with that many partners per (sample, modality)
+  (default: exact while the grid is small enough, see ``benchmark_core.emap``).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from .data import Batch
+from .emap import emap, encode_split
+from .models import FusionModel
+from .robustness import drop
+from .runner import EVALUATORS, EvaluationContext
+from .stress import run_grid, score, summarise
+
+# model -> (data hash, encoded clean test split), shared by both evaluators of one run
+_ENCODED: weakref.WeakKeyDictionary[FusionModel, tuple[str, Batch]] = weakref.WeakKeyDictionary()
+
+
+def clean_encoding(ctx: EvaluationContext) -> Batch:
+    cached = _ENCODED.get(ctx.model)
+    if cached is None or cached[0] != ctx.data.data_hash:
+        cached = (ctx.data.data_hash, encode_split(ctx.model, ctx.data.test, ctx.spec.budget.device))
+        _ENCODED[ctx.model] = cached
+    return cached[1]
+
+
+def _selected_tests(ctx: EvaluationContext) -> list:
+    wanted = ctx.spec.evaluation.get("stress_tests")
+    if wanted is None:
+        return [reg.spec for reg in ctx.registry.items("stress")]
+    names = wanted.split(",") if isinstance(wanted, str) else list(wanted)
+    return [ctx.registry.stress_test(name.strip()) for name in names if name.strip()]
+
+
+def evaluate_stress(ctx: EvaluationContext) -> dict[str, float]:
+    """Every condition of every selected stress test, plus the per-run robustness summaries."""
+    specs = _selected_tests(ctx)
+    results = run_grid(ctx.model, ctx.data, specs, ctx.seeds.streams["stress"], ctx.metrics,
+                       ctx.spec.budget.device, clean_encoding(ctx))
+    results.update(summarise(results, ctx.clean, ctx.metrics, specs))
+    return results
+
+
+def evaluate_emap(ctx: EvaluationContext) -> dict[str, float]:
+    """``emap/<metric>`` (metric of the projection) and ``emap/gap/<metric>`` (how much worse
+    the projection is than the model on the same samples; > 0: the model uses interactions)."""
+    options = ctx.spec.evaluation
+    result = emap(ctx.model, ctx.data.test, generator=ctx.seeds.generator("emap"),
+                  samples=options.get("emap_samples"), partners=options.get("emap_partners"),
+                  device=ctx.spec.budget.device, encoded=clean_encoding(ctx))
+    y = ctx.data.test.y[result.index]
+    projected = score(result.projection.float(), y, ctx.metrics)
+    model = score(result.original, y, ctx.metrics)
+    out = {f"emap/{name}": value for name, value in projected.items()}
+    out.update({f"emap/gap/{name}": drop(model[name], projected[name], spec.higher_is_better)
+                for name, spec in ctx.metrics.items()})
+    out.update({"emap/n_samples": float(result.index.numel()), "emap/n_partners": float(result.partners)})
+    return out
+
+
+EVALUATORS["stress"] = evaluate_stress
+EVALUATORS["emap"] = evaluate_emap

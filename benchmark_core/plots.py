@@ -1,0 +1,123 @@
+"""``bench plot robustness``: score-vs-severity curves per method, one panel per dataset.
+
+Like the leaderboard, a pure function of what MLflow holds.  Heavy imports (pandas,
+matplotlib with the non-interactive Agg backend) happen only when a plot is drawn, so the
+CLI stays fast to start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+FORMATS = (".png", ".svg")
+
+
+def add_plot_parser(sub: Any) -> None:
+    """Register ``bench plot <figure>`` on the CLI's subparsers."""
+    from .cli import _add_tracking
+
+    plot = sub.add_parser("plot", help="draw figures from MLflow (needs matplotlib: pip install '.[plot]')")
+    figures = plot.add_subparsers(dest="figure", required=True)
+    rob = figures.add_parser("robustness", help="score vs noise level per method, one panel per dataset")
+    rob.add_argument("--out", default="robustness.png", help="output file, .png or .svg (default: %(default)s)")
+    rob.add_argument("--datasets", default=None, help="comma list of datasets (default: all with stress results)")
+    rob.add_argument("--metric", default=None, help="metric to plot (default: each dataset's primary metric)")
+    rob.add_argument("--test", default="noise", help="stress test whose levels form the x axis (default: noise)")
+    rob.add_argument("--target", default="all", help="stressed modality, 'a+b' subset or 'all' (default: all)")
+    rob.add_argument("--allow-mixed-data", action="store_true",
+                     help="use runs even if a dataset's content hash differs between them")
+    _add_tracking(rob)
+
+
+def robustness_curves(frame: Any, test: str = "noise", target: str = "all", metric: str | None = None,
+                      datasets: Sequence[str] | None = None) -> Any:
+    """Long table (dataset, family, method, metric, higher_is_better, level, mean, std, n):
+    each method's curve averaged over seeds, with the clean test score at level 0."""
+    import pandas as pd
+
+    from .stress import key_target, parse_stress_key
+
+    rows = []
+    for _, run in frame.iterrows():
+        if datasets and run["dataset"] not in datasets:
+            continue
+        name = metric or run["primary_metric"]
+        points = {0.0: run.get(f"test/{name}")}
+        for key, value in run.items():
+            parsed = parse_stress_key(key) if isinstance(key, str) else None
+            if parsed and parsed[:2] == (test, key_target(target)) and parsed[3] == name:
+                points[parsed[2]] = value
+        if len(points) < 2:
+            continue
+        for level, value in points.items():
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                rows.append({"dataset": run["dataset"], "family": run["family"], "method": run["method"],
+                             "metric": name, "higher_is_better": bool(run["higher_is_better"]),
+                             "level": level, "score": float(value)})
+    columns = ["dataset", "family", "method", "metric", "higher_is_better", "level"]
+    if not rows:
+        return pd.DataFrame(columns=[*columns, "mean", "std", "n"])
+    long = pd.DataFrame(rows)
+    return (long.groupby(columns, sort=True)["score"]
+            .agg(mean="mean", std=lambda s: s.std(ddof=1) if len(s) > 1 else 0.0, n="count")
+            .reset_index())
+
+
+def draw_robustness(curves: Any, out: str | Path, test: str = "noise", target: str = "all") -> Path:
+    """One panel per dataset, one line (mean over seeds, band = ± std) per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    datasets = sorted(curves["dataset"].unique())
+    cols = min(3, len(datasets))
+    rows = math.ceil(len(datasets) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.4 * rows), squeeze=False)
+    for ax, dataset in zip(axes.flat, datasets, strict=False):
+        part = curves[curves["dataset"] == dataset]
+        for method, line in part.groupby("method", sort=True):
+            line = line.sort_values("level")
+            ax.plot(line["level"], line["mean"], marker="o", markersize=3, label=method)
+            ax.fill_between(line["level"], line["mean"] - line["std"], line["mean"] + line["std"], alpha=0.15)
+        metric, higher = part["metric"].iloc[0], bool(part["higher_is_better"].iloc[0])
+        ax.set_title(dataset)
+        ax.set_xlabel(f"{test} level ({target})" + (" × train std" if test == "noise" else ""))
+        ax.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(datasets):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150)
+    plt.close(fig)
+    return out
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .errors import FuseBenchError
+    from .leaderboard import finished_runs, runs_frame
+    from .tracking import Tracker
+
+    if Path(args.out).suffix.lower() not in FORMATS:
+        raise FuseBenchError(f"--out {args.out!r}: write a .png or .svg file.")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise FuseBenchError("bench plot needs matplotlib: pip install 'fusebench[plot]'.") from None
+    tracker = Tracker(args.tracking_uri, args.suite)
+    datasets = [d for d in (args.datasets or "").split(",") if d] or None
+    done = finished_runs(runs_frame(tracker), args.allow_mixed_data)
+    curves = robustness_curves(done, args.test, args.target, args.metric, datasets) if not done.empty else None
+    if curves is None or curves.empty:
+        raise FuseBenchError(
+            f"No {args.test}/{args.target} stress results in suite {args.suite!r} at {tracker.uri}"
+            f"{' for ' + ','.join(datasets) if datasets else ''}. Run `bench run` without --no-stress first.")
+    print(f"Wrote {draw_robustness(curves, args.out, args.test, args.target)}")
+    return 0

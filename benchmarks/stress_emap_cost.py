@@ -1,0 +1,119 @@
+"""Cost of the evaluation extensions (full stress grid + EMAP) relative to training.
+
+Not a test: run on demand, e.g.
+
+    python benchmarks/stress_emap_cost.py                      # tensor, MOSI-shaped data
+    python benchmarks/stress_emap_cost.py --methods tensor,late,early --epochs 20
+
+The data are MOSI-shaped synthetic sequences (1284 / 229 / 686 train / validation / test
+samples; text, audio, vision with 300 / 5 / 20 features, up to 50 steps; regression scored
+by MAE like MOSI), so the numbers mean "what the grid costs on a MOSI-sized test set".
+Target: stress + EMAP <= 0.25 x training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import time
+
+import datasets
+import numpy as np
+import torch
+
+from benchmark_core import DatasetSpec, TargetSpec, hookimpl
+from benchmark_core.data import dataset_from_arrays, load_tensors
+from benchmark_core.evaluation import _ENCODED, evaluate_emap, evaluate_stress
+from benchmark_core.plugins import build_registry
+from benchmark_core.runner import EvaluationContext, build_model, resolve_hparams
+from benchmark_core.specs import Budget, RunSpec
+from benchmark_core.training import compute_metrics, fit, predict, seed_everything
+
+SIZES = {"train": 1284, "validation": 229, "test": 686}
+DIMS = {"text": 300, "audio": 5, "vision": 20}
+TARGET = TargetSpec("regression", 1)
+
+
+def load(options) -> datasets.DatasetDict:
+    rng = np.random.default_rng(0)
+    weights = {m: rng.normal(size=d) / np.sqrt(d) for m, d in DIMS.items()}
+
+    def split(n: int) -> datasets.Dataset:
+        lengths = rng.integers(20, 51, size=n)
+        seqs = {m: [rng.normal(size=(t, d)).astype(np.float32) for t in lengths] for m, d in DIMS.items()}
+        score = {m: np.array([s.mean(0) @ weights[m] for s in seqs[m]]) for m in DIMS}
+        y = np.clip(3 * score["text"] + score["audio"] * score["vision"], -3, 3).astype(np.float32)
+        return dataset_from_arrays({m: ("sequence", seqs[m]) for m in DIMS}, y, TARGET)
+
+    return datasets.DatasetDict({name: split(n) for name, n in SIZES.items()})
+
+
+class MosiShaped:
+    @hookimpl
+    def register_datasets(self, register):
+        register(DatasetSpec("mosi-shaped", load, TARGET, tuple(DIMS), ("mae", "corr"), "mae",
+                             description="MOSI-shaped random sequences (benchmark only)"))
+
+
+def measure(registry, method: str, budget: Budget, evaluation: dict) -> dict[str, float]:
+    spec = RunSpec(method, "mosi-shaped", 0, budget, resolve_hparams(registry.method(method), {}),
+                   evaluation=evaluation)
+    seeds = seed_everything(spec.seed, budget.threads)
+    data = load_tensors(registry.dataset("mosi-shaped"))
+    metrics = {name: registry.metric(name) for name in ("mae", "corr")}
+    model = build_model(registry.method(method), data, spec.hparams, seeds)
+    cpu = time.process_time()
+    fitted = fit(model, data, budget, metrics["mae"], seeds)
+    train_cpu = time.process_time() - cpu
+    clean = compute_metrics(predict(model, data.test, budget.batch_size), data.test.y, metrics)
+    ctx = EvaluationContext(spec, model, data, registry, seeds, metrics, clean)
+    _ENCODED.clear()
+    started, cpu = time.perf_counter(), time.process_time()
+    stress = evaluate_stress(ctx)
+    stress_s = time.perf_counter() - started
+    started = time.perf_counter()
+    emap = evaluate_emap(ctx)
+    emap_s = time.perf_counter() - started
+    eval_cpu = time.process_time() - cpu
+    conditions = len([k for k in stress if k.startswith("stress/") and k.endswith("/mae")])
+    return {"train_s": fitted.train_time_s, "stress_s": stress_s, "emap_s": emap_s,
+            "conditions": conditions, "emap_partners": emap["emap/n_partners"],
+            "emap_samples": emap["emap/n_samples"], "clean_mae": clean["mae"], "emap_gap_mae": emap["emap/gap/mae"],
+            "ratio": (stress_s + emap_s) / fitted.train_time_s, "cpu_ratio": eval_cpu / train_cpu}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--methods", default="tensor")
+    parser.add_argument("--epochs", type=int, default=Budget().epochs)
+    parser.add_argument("--batch-size", type=int, default=Budget().batch_size)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--emap-samples", type=int, default=None)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    registry = build_registry(plugins=[MosiShaped()])
+    budget = Budget(epochs=args.epochs, batch_size=args.batch_size, patience=0, threads=args.threads)
+    evaluation = {} if args.emap_samples is None else {"emap_samples": args.emap_samples}
+    print("command:", "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]))
+    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} thread(s)")
+    print(f"data: MOSI-shaped {SIZES}, sequences <= 50 steps, dims {DIMS}; budget epochs={budget.epochs}, "
+          f"batch={budget.batch_size}")
+    print(f"{'method':10} {'train s':>8} {'stress s':>9} {'conds':>6} {'EMAP s':>7} {'K':>4} {'ratio':>6} "
+          f"{'CPU ratio':>9}")
+    worst = 0.0
+    for method in args.methods.split(","):
+        row = measure(registry, method, budget, evaluation)
+        worst = max(worst, row["ratio"])
+        print(f"{method:10} {row['train_s']:8.1f} {row['stress_s']:9.2f} {row['conditions']:6d} "
+              f"{row['emap_s']:7.2f} {int(row['emap_partners']):4d} {row['ratio']:6.3f} {row['cpu_ratio']:9.3f}")
+    print(f"target: (stress + EMAP) / train <= 0.25 (wall clock); worst here {worst:.3f}. CPU ratio: the "
+          "same with process CPU time, less sensitive to other load on a shared machine.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

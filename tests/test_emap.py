@@ -1,0 +1,149 @@
+"""EMAP: the formula, its streaming/sampled computation, and what it says about real models."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark_core.data import Batch, SplitTensors
+from benchmark_core.emap import emap, project_grid
+from benchmark_core.runner import execute, resolve_hparams
+from benchmark_core.specs import Budget, ModalitySpec, RunSpec, TargetSpec, TaskSpec
+
+
+def test_reproduces_the_papers_worked_example():
+    grid = torch.tensor([[-1.3, 0.3, -0.2], [0.8, 3.0, 1.1], [1.1, -0.1, 0.7]], dtype=torch.float64)
+    projected = project_grid(grid, 2)
+    assert torch.allclose(projected, torch.tensor([-0.8, 2.1, 0.5], dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(grid.diagonal(), torch.tensor([-1.3, 3.0, 0.7], dtype=torch.float64))
+
+
+def test_three_modal_formula_is_the_least_squares_additive_projection():
+    rng = np.random.default_rng(0)
+    n, c = 4, 2
+    grid = rng.normal(size=(n, n, n, c))
+    # least squares over all n^3 cells: F[i,j,k] ~ a[i] + b[j] + d[k] (per output column)
+    cells = list(itertools.product(range(n), repeat=3))
+    design = np.zeros((len(cells), 3 * n))
+    for row, (i, j, k) in enumerate(cells):
+        design[row, [i, n + j, 2 * n + k]] = 1.0
+    coef, *_ = np.linalg.lstsq(design, grid.reshape(len(cells), c), rcond=None)
+    fitted = design @ coef
+    diagonal = np.stack([fitted[cells.index((i, i, i))] for i in range(n)])
+    projected = project_grid(torch.from_numpy(grid), 3).numpy()
+    assert np.abs(projected - diagonal).max() < 1e-10
+    # subtracting the grand mean only once (MultiViz) is off by (M - 2) * mu
+    once = projected + grid.mean(axis=(0, 1, 2))
+    assert np.abs(once - diagonal).max() > 1e-3
+
+
+def _task(m: int, n_outputs: int = 3) -> TaskSpec:
+    mods = tuple(ModalitySpec(f"m{k}", 4 + k, "vector") for k in range(m))
+    return TaskSpec(mods, TargetSpec("multiclass", n_outputs))
+
+
+def _split(task: TaskSpec, n: int, seed: int = 0) -> SplitTensors:
+    g = torch.Generator().manual_seed(seed)
+    x = {mod.name: torch.randn(n, mod.dim, generator=g) for mod in task.modalities}
+    return SplitTensors(x=x, mask={k: None for k in x}, y=torch.randint(3, (n,), generator=g))
+
+
+def _build(registry, method: str, task: TaskSpec):
+    torch.manual_seed(0)
+    model = registry.method(method).build(task, resolve_hparams(registry.method(method), {}))
+    return model.eval()
+
+
+def _full_grid(model, split: SplitTensors, m: int) -> torch.Tensor:
+    """F over every index tuple, by brute force through model.forward (no encoder reuse)."""
+    n = split.size
+    tuples = torch.tensor(list(itertools.product(range(n), repeat=m)))
+    batch = split.all().select({f"m{k}": tuples[:, k] for k in range(m)})
+    with torch.no_grad():
+        out = model(batch).pred.double()
+    return out.reshape(*(n,) * m, -1)
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_emap_of_the_additive_method_equals_the_model(registry, m):
+    task = _task(m)
+    split = _split(task, 12)
+    model = _build(registry, "additive", task)
+    result = emap(model, split, generator=torch.Generator().manual_seed(0))
+    assert result.partners == 0 and result.evaluations == 12 ** m
+    assert torch.allclose(result.projection, result.original.double(), atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(result.original, model(split.all()).pred, atol=1e-6)
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_streaming_with_encoder_reuse_matches_the_brute_force_grid(registry, m):
+    task = _task(m)
+    split = _split(task, 7)
+    model = _build(registry, "tensor", task)
+    expected = project_grid(_full_grid(model, split, m), m)
+    result = emap(model, split, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(result.projection, expected, atol=1e-5)
+    assert not torch.allclose(result.projection, result.original.double(), atol=1e-3)  # interactions
+
+
+def test_monte_carlo_estimate_converges_to_the_exact_projection(registry):
+    task = _task(3)
+    split = _split(task, 10)
+    model = _build(registry, "tensor", task)
+    exact = emap(model, split, generator=torch.Generator().manual_seed(0)).projection
+    sampled = emap(model, split, generator=torch.Generator().manual_seed(1), partners=2000)
+    assert sampled.partners == 2000 and sampled.evaluations == 10 * 3 * 2000
+    spread = exact.std().item()
+    assert (sampled.projection - exact).abs().max().item() < 0.1 * spread
+
+
+def test_large_grids_fall_back_to_seeded_sampling_and_subsets_are_seeded(registry):
+    task = _task(3)
+    split = _split(task, 70)  # 70^3 > EXACT_MAX_EVALS
+    model = _build(registry, "tensor", task)
+    a = emap(model, split, generator=torch.Generator().manual_seed(5))
+    b = emap(model, split, generator=torch.Generator().manual_seed(5))
+    assert a.partners > 0 and torch.equal(a.projection, b.projection)
+    sub = emap(model, split, generator=torch.Generator().manual_seed(5), samples=20)
+    sub2 = emap(model, split, generator=torch.Generator().manual_seed(5), samples=20)
+    assert sub.partners == 0 and sub.index.numel() == 20 and torch.equal(sub.index, sub2.index)
+    assert torch.equal(sub.projection, sub2.projection)
+
+
+def test_pure_centred_interaction_projects_to_zero():
+    n = 5
+    a = torch.randn(n, dtype=torch.float64)
+    b = torch.randn(n, dtype=torch.float64)
+    grid = torch.outer(a - a.mean(), b - b.mean())
+    assert project_grid(grid, 2).abs().max() < 1e-12
+
+
+def _xor_run(registry, method: str):
+    hparams = resolve_hparams(registry.method(method), {})
+    spec = RunSpec(method, "synthetic-xor", 0, Budget(epochs=20, batch_size=64, lr=1e-2), hparams,
+                   {"n": 2000}, {"stress": False, "emap": True})
+    result = execute(spec, registry)
+    assert result.ok, result.traceback
+    return result.metrics
+
+
+def test_xor_tensor_fusion_has_a_large_emap_gap_and_additive_none(registry):
+    tensor, additive = _xor_run(registry, "tensor"), _xor_run(registry, "additive")
+    assert tensor["test/accuracy"] > 0.75
+    assert tensor["emap/gap/accuracy"] > 0.3
+    assert tensor["emap/accuracy"] < 0.6  # the additive part of an XOR solution is at chance
+    assert abs(additive["emap/gap/accuracy"]) < 1e-9
+    assert additive["emap/accuracy"] == pytest.approx(additive["test/accuracy"])
+    assert tensor["emap/n_samples"] == 300 and tensor["emap/n_partners"] == 0
+
+
+def test_batch_select_pairs_modalities_of_different_samples():
+    batch = Batch(x={"a": torch.arange(3.0).view(3, 1), "b": 10 * torch.arange(3.0).view(3, 1)},
+                  mask={"a": None, "b": None}, present={"a": torch.ones(3, dtype=torch.bool),
+                                                        "b": torch.ones(3, dtype=torch.bool)})
+    picked = batch.select({"a": torch.tensor([0, 2]), "b": torch.tensor([1, 1])})
+    assert picked.x["a"].flatten().tolist() == [0.0, 2.0] and picked.x["b"].flatten().tolist() == [10.0, 10.0]

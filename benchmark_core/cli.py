@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from .errors import FuseBenchError
 from .plots import add_plot_parser, cmd_plot
+from .publish import add_publish_parser, cmd_publish
 from .specs import Budget, SpecError
 
 DEFAULT_DATASETS = ("mfeat", "synthetic-redundant", "synthetic-unique", "synthetic-mixed", "synthetic-xor")
@@ -78,14 +79,27 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("validate-plugin", help="check one plugin's registrations on tiny inputs")
     check.add_argument("name", help="plugin (entry-point) name as `bench plugins` shows it, or a distribution name")
 
-    board = sub.add_parser("leaderboard", help="render the leaderboard from MLflow")
+    board = sub.add_parser("leaderboard", help="render the leaderboard from MLflow (or a stored runs.json)")
     board.add_argument("--datasets", default=None, help="comma list to restrict columns")
+    board.add_argument("--metrics", default=None, metavar="NAME|DATASET:NAME,...",
+                       help="metric variants to show (default: each dataset's primary metric)")
+    board.add_argument("--format", default=None, choices=["md", "latex", "html", "csv", "json"],
+                       help="output format (default: from the --out suffix, else md)")
+    board.add_argument("--rank", default="mean-rank", choices=["mean-rank", "borda", "none"],
+                       help="cross-dataset rank column (default: %(default)s; see docs/leaderboard.md)")
+    board.add_argument("--no-group", action="store_true", help="do not group rows by fusion family (sort by rank)")
+    board.add_argument("--from", dest="source", default=None, metavar="RUNS_JSON",
+                       help="render from a stored result (bench publish) instead of MLflow")
     board.add_argument("--out", default=None, help="write to FILE instead of stdout")
     board.add_argument("--allow-mixed-data", action="store_true",
                        help="aggregate runs even if a dataset's content hash differs between them")
+    board.add_argument("--allow-mixed-metrics", action="store_true",
+                       help="aggregate runs even if a dataset's metric variants or primary metric differ")
+    board.add_argument("--allow-mixed", action="store_true", help="both --allow-mixed-data and --allow-mixed-metrics")
     _add_tracking(board)
 
     add_plot_parser(sub)
+    add_publish_parser(sub)
     return parser
 
 
@@ -204,12 +218,21 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .leaderboard import render_markdown
+    from .leaderboard import format_for, render, runs_frame
+    from .publish import load_runs
     from .tracking import Tracker
 
-    tracker = Tracker(args.tracking_uri, args.suite)
+    fmt = format_for(args.out, args.format)
+    if args.source:
+        frame, suite = load_runs(args.source)
+    else:
+        tracker = Tracker(args.tracking_uri, args.suite)
+        frame, suite = runs_frame(tracker), args.suite
     datasets = [d for d in (args.datasets or "").split(",") if d] or None
-    text = render_markdown(tracker, datasets, args.allow_mixed_data)
+    metrics = [m for m in (args.metrics or "").split(",") if m] or None
+    text = render(frame, fmt, suite, datasets=datasets, metrics=metrics, rank=args.rank, group=not args.no_group,
+                  allow_mixed_data=args.allow_mixed_data or args.allow_mixed,
+                  allow_mixed_metrics=args.allow_mixed_metrics or args.allow_mixed)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -237,7 +260,7 @@ def _raise_interrupt(signum, frame):
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "leaderboard": cmd_leaderboard,
-            "plot": cmd_plot, "validate-plugin": cmd_validate_plugin}
+            "plot": cmd_plot, "validate-plugin": cmd_validate_plugin, "publish": cmd_publish}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

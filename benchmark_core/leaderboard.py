@@ -1,15 +1,26 @@
-"""The leaderboard: a pure function of what MLflow holds.
+"""The leaderboard: a pure function of a runs table.
 
-Runs -> one pandas row per child run -> mean ± std over seeds per method x dataset (each
-dataset's primary metric on the test split), grouped by fusion family -> tabulate.  A second
-table puts each method next to its EMAP projection and its robustness (stress grid):
-effective robustness is cross-run (against the late-fusion run of the same dataset and
-seed), so it is computed here rather than by the run.
+``runs_frame(tracker)`` reads one pandas row per child run from MLflow (identity tags,
+status, every logged metric); ``load_runs`` in :mod:`benchmark_core.publish` reads the same
+table back from a stored export.  Everything after that is a pure function of the frame:
+
+frame -> :func:`build_board` (latest run per spec_hash, refusal to mix data hashes or metric
+variants, mean ± std over seeds per method x dataset x metric, failed/missing runs, cross-dataset
+rank, interaction/robustness columns, provenance) -> :func:`render` in Markdown, LaTeX
+(booktabs), standalone HTML, CSV or JSON.  Effective robustness is cross-run (against the
+late-fusion run of the same dataset and seed), so it is computed here rather than by the run.
+See docs/leaderboard.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import html as _html
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,47 +34,80 @@ from .tracking import TAG, Tracker
 
 # The effective-robustness reference (MultiBench): late fusion of the same dataset and seed.
 REFERENCE_METHOD = "late"
+FORMATS = ("md", "latex", "html", "csv", "json")
+SUFFIX_FORMATS = {".md": "md", ".markdown": "md", ".tex": "latex", ".html": "html", ".htm": "html",
+                  ".csv": "csv", ".json": "json"}
+RANKINGS = ("mean-rank", "borda", "none")
+NOT_FINISHED = ("failed", "diverged", "killed", "running")
+# identity columns of a runs frame (everything else is a metric)
+IDENTITY_COLUMNS = ("run_id", "status", "mlflow_status", "method", "dataset", "seed", "family", "spec_hash",
+                    "data_hash", "primary_metric", "higher_is_better", "metric_variants", "harness_version",
+                    "git_sha", "torch_version", "versions", "epochs", "batch_size", "lr", "optimizer",
+                    "weight_decay", "patience", "start_time", "error")
 
 
 def runs_frame(tracker: Tracker) -> pd.DataFrame:
     """One row per child run: identity tags, status, and every logged metric."""
     rows = []
     for run in tracker.child_runs():
-        tags, params = run.data.tags, run.data.params
-        row = {
-            "run_id": run.info.run_id,
-            "status": tags.get(f"{TAG}.status", run.info.status.lower()),
-            "mlflow_status": run.info.status,
-            "method": tags.get(f"{TAG}.method"),
-            "dataset": tags.get(f"{TAG}.dataset"),
-            "seed": int(tags.get(f"{TAG}.seed", -1)),
-            "family": tags.get(f"{TAG}.family", ""),
-            "spec_hash": tags.get(f"{TAG}.spec_hash"),
-            "data_hash": tags.get(f"{TAG}.data_hash"),
-            "primary_metric": tags.get(f"{TAG}.primary_metric"),
-            "higher_is_better": tags.get(f"{TAG}.higher_is_better", "True") == "True",
-            "metric_variants": tags.get(f"{TAG}.metric_variants", ""),
-            "harness_version": tags.get(f"{TAG}.version.fusebench"),
-            "epochs": params.get("budget.epochs"),
-            "batch_size": params.get("budget.batch_size"),
-            "lr": params.get("budget.lr"),
-            "start_time": run.info.start_time,
-            "error": tags.get(f"{TAG}.error"),
-        }
-        row.update(run.data.metrics)
-        rows.append(row)
-    return pd.DataFrame(rows)
+        rows.append(_run_row(run))
+    return pd.DataFrame(rows, columns=None) if rows else pd.DataFrame(columns=list(IDENTITY_COLUMNS))
+
+
+def _run_row(run: Any) -> dict[str, Any]:
+    tags, params = run.data.tags, run.data.params
+    versions = {k[len(f"{TAG}.version."):]: v for k, v in tags.items() if k.startswith(f"{TAG}.version.")}
+    row = {
+        "run_id": run.info.run_id,
+        "status": tags.get(f"{TAG}.status", run.info.status.lower()),
+        "mlflow_status": run.info.status,
+        "method": tags.get(f"{TAG}.method"),
+        "dataset": tags.get(f"{TAG}.dataset"),
+        "seed": int(tags.get(f"{TAG}.seed", -1)),
+        "family": tags.get(f"{TAG}.family", ""),
+        "spec_hash": tags.get(f"{TAG}.spec_hash"),
+        "data_hash": tags.get(f"{TAG}.data_hash"),
+        "primary_metric": tags.get(f"{TAG}.primary_metric"),
+        "higher_is_better": tags.get(f"{TAG}.higher_is_better", "True") == "True",
+        "metric_variants": tags.get(f"{TAG}.metric_variants", ""),
+        "harness_version": tags.get(f"{TAG}.version.fusebench"),
+        "git_sha": tags.get(f"{TAG}.git_sha"),
+        "torch_version": tags.get(f"{TAG}.torch_version"),
+        "versions": json.dumps(versions, sort_keys=True),
+        "epochs": params.get("budget.epochs"),
+        "batch_size": params.get("budget.batch_size"),
+        "lr": params.get("budget.lr"),
+        "optimizer": params.get("budget.optimizer"),
+        "weight_decay": params.get("budget.weight_decay"),
+        "patience": params.get("budget.patience"),
+        "start_time": run.info.start_time,
+        "error": tags.get(f"{TAG}.error"),
+    }
+    row.update(run.data.metrics)
+    return row
 
 
 def _family_order(family: str) -> tuple[int, str]:
-    return (KNOWN_FAMILIES.index(family) if family in KNOWN_FAMILIES else len(KNOWN_FAMILIES), family)
+    return (KNOWN_FAMILIES.index(family) if family in KNOWN_FAMILIES else len(KNOWN_FAMILIES), str(family))
 
 
-def finished_runs(frame: pd.DataFrame, allow_mixed_data: bool = False) -> pd.DataFrame:
-    """Latest finished run per spec_hash; refuses to mix data versions of one dataset."""
+def canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame in a fixed row order, whatever store it came from (MLflow or an export)."""
     if frame.empty:
         return frame
-    done = frame[frame["status"] == "finished"].sort_values("start_time")
+    return frame.sort_values(["dataset", "method", "seed", "start_time", "run_id"], kind="stable").reset_index(drop=True)
+
+
+def _variants(row: pd.Series) -> tuple[str, str]:
+    variants = row.get("metric_variants")
+    return (str(row.get("primary_metric")), "" if variants is None or pd.isna(variants) else str(variants))
+
+
+def finished_runs(frame: pd.DataFrame, allow_mixed_data: bool = False, allow_mixed_metrics: bool = False) -> pd.DataFrame:
+    """Latest finished run per spec_hash; refuses to mix data versions or metric variants of one dataset."""
+    if frame.empty:
+        return frame
+    done = canonical(frame[frame["status"] == "finished"]).sort_values("start_time", kind="stable")
     done = done.drop_duplicates("spec_hash", keep="last")
     if not allow_mixed_data:
         hashes = done.groupby("dataset")["data_hash"].nunique()
@@ -74,47 +118,60 @@ def finished_runs(frame: pd.DataFrame, allow_mixed_data: bool = False) -> pd.Dat
                 "content hashes). Re-run them on one version, use a separate --suite, or pass "
                 "--allow-mixed-data to aggregate anyway."
             )
-    return done
+    if not allow_mixed_metrics:
+        seen: dict[str, set[tuple[str, str]]] = {}
+        for _, row in done.iterrows():
+            seen.setdefault(row["dataset"], set()).add(_variants(row))
+        mixed = {d: sorted(v) for d, v in sorted(seen.items()) if len(v) > 1}
+        if mixed:
+            detail = "; ".join(f"{d}: " + " vs ".join(f"primary={p} variants=[{v}]" for p, v in pairs)
+                               for d, pairs in mixed.items())
+            raise FuseBenchError(
+                f"Results for dataset(s) {sorted(mixed)} were scored with different metric variants or "
+                f"primary metrics ({detail}). Re-run them with one metric set, use a separate --suite, or pass "
+                "--allow-mixed-metrics to aggregate anyway."
+            )
+    return canonical(done)
 
 
-def aggregate(frame: pd.DataFrame, datasets: Sequence[str] | None = None) -> pd.DataFrame:
-    """Long table: family, method, dataset, metric, mean, std, n, params, train time."""
-    if frame.empty:
-        return pd.DataFrame(columns=["family", "method", "dataset", "metric", "mean", "std", "n"])
-    rows = []
-    for (dataset, method), group in frame.groupby(["dataset", "method"], sort=True):
-        if datasets and dataset not in datasets:
+def recorded_metrics(done: pd.DataFrame, dataset: str) -> list[str]:
+    """Metric variants recorded (on the test split) for a dataset's finished runs."""
+    part = done[done["dataset"] == dataset]
+    names: set[str] = set()
+    for _, row in part.iterrows():
+        primary, variants = _variants(row)
+        names.add(primary)
+        names.update(v for v in variants.split(",") if v)
+    return sorted(n for n in names if n and n != "None" and f"test/{n}" in part.columns)
+
+
+def select_metrics(done: pd.DataFrame, datasets: Sequence[str], metrics: Sequence[str] | None) -> dict[str, list[str]]:
+    """dataset -> metrics to show.  ``metrics`` entries are ``NAME`` (every dataset) or
+    ``DATASET:NAME``; default: each dataset's primary metric."""
+    chosen: dict[str, list[str]] = {}
+    for dataset in datasets:
+        part = done[done["dataset"] == dataset]
+        if part.empty:
             continue
-        metric = group["primary_metric"].iloc[0]
-        values = group[f"test/{metric}"].astype(float)
-        rows.append({
-            "family": group["family"].iloc[0], "method": method, "dataset": dataset, "metric": metric,
-            "higher_is_better": bool(group["higher_is_better"].iloc[0]),
-            "mean": values.mean(), "std": values.std(ddof=1) if len(values) > 1 else 0.0,
-            "n": len(values), "seeds": ",".join(str(s) for s in sorted(group["seed"])),
-            "params": group.get("info/params", pd.Series([float("nan")])).mean(),
-            "train_time_s": group.get("info/train_time_s", pd.Series([float("nan")])).mean(),
-        })
-    return pd.DataFrame(rows)
+        primary = str(part["primary_metric"].iloc[-1])
+        if not metrics:
+            chosen[dataset] = [primary]
+            continue
+        names = [m.split(":", 1)[1] if ":" in m else m for m in metrics if ":" not in m or m.split(":", 1)[0] == dataset]
+        recorded = recorded_metrics(done, dataset)
+        for name in names:
+            if name not in recorded:
+                raise FuseBenchError(f"Metric variant {name!r} was not recorded for dataset {dataset!r}; "
+                                     f"recorded variants: {', '.join(recorded) or 'none'}.")
+        chosen[dataset] = list(dict.fromkeys(names)) or [primary]
+    return chosen
 
 
-def wide_table(long: pd.DataFrame) -> pd.DataFrame:
-    """Methods as rows (grouped by family), datasets as columns, 'mean ± std' cells."""
-    if long.empty:
-        return pd.DataFrame()
-    long = long.assign(cell=[f"{m:.4f} ± {s:.4f}" + ("" if n > 1 else " (n=1)")
-                             for m, s, n in zip(long["mean"], long["std"], long["n"], strict=True)])
-    headers = {d: f"{d} ({g['metric'].iloc[0]} {'↑' if g['higher_is_better'].iloc[0] else '↓'})"
-               for d, g in long.groupby("dataset")}
-    table = long.pivot_table(index=["family", "method"], columns="dataset", values="cell", aggfunc="first")
-    table = table.rename(columns=headers)
-    extra = long.groupby(["family", "method"]).agg(params=("params", "mean"), train_s=("train_time_s", "mean"))
-    table = table.join(extra).reset_index()
-    table["params"] = table["params"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
-    table["train_s"] = table["train_s"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-    table = table.sort_values(["family", "method"], key=lambda col: col.map(_family_order) if col.name == "family" else col)
-    return table.rename(columns={"family": "Family", "method": "Method", "params": "Params",
-                                 "train_s": "Train s (mean)"}).fillna("—")
+def _stats(values: pd.Series) -> tuple[float, float, int]:
+    values = pd.to_numeric(values, errors="coerce").dropna().astype(float)
+    if values.empty:
+        return float("nan"), float("nan"), 0
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0, len(values)
 
 
 def headline_curve(row: pd.Series, metric: str) -> dict[float, float]:
@@ -131,7 +188,8 @@ def headline_curve(row: pd.Series, metric: str) -> dict[float, float]:
     return dict(sorted(points.items()))
 
 
-def effective_robustness_per_run(frame: pd.DataFrame, reference: str = REFERENCE_METHOD) -> pd.Series:
+def effective_robustness_per_run(frame: pd.DataFrame, reference: str = REFERENCE_METHOD,
+                                 metric: str | None = None) -> pd.Series:
     """ER of each run's headline curve against the reference method's run with the same
     dataset and seed (NaN where either curve is missing), on their common levels."""
     values = pd.Series(np.nan, index=frame.index, dtype=float)
@@ -142,8 +200,8 @@ def effective_robustness_per_run(frame: pd.DataFrame, reference: str = REFERENCE
         ref = refs.get((row["dataset"], row["seed"]))
         if ref is None:
             continue
-        metric = row["primary_metric"]
-        mine, theirs = headline_curve(row, metric), headline_curve(ref, metric)
+        name = metric or row["primary_metric"]
+        mine, theirs = headline_curve(row, name), headline_curve(ref, name)
         levels = sorted(set(mine) & set(theirs))
         if len(levels) > 1 and levels[0] == 0.0:
             values[index] = effective_robustness([mine[lv] for lv in levels], [theirs[lv] for lv in levels],
@@ -151,80 +209,543 @@ def effective_robustness_per_run(frame: pd.DataFrame, reference: str = REFERENCE
     return values
 
 
-# column title -> metric key template ({m}: the dataset's primary metric); None: computed here
-ANALYSIS_COLUMNS: dict[str, str | None] = {
-    "Clean": "test/{m}",
-    "EMAP": "emap/{m}",
-    "EMAP gap": "emap/gap/{m}",
-    "Missing (mean)": "robustness/missing/mean/{m}",
-    "Relative rob.": "robustness/relative/{m}",
-    "Effective rob.": None,
+# column title -> (long-table name, metric key template ({m}: the metric); None: computed here)
+ANALYSIS_COLUMNS: dict[str, tuple[str, str | None]] = {
+    "Clean": ("clean", "test/{m}"),
+    "EMAP": ("emap", "emap/{m}"),
+    "EMAP gap": ("emap_gap", "emap/gap/{m}"),
+    "Missing (mean)": ("missing_mean", "robustness/missing/mean/{m}"),
+    "Relative rob.": ("relative_rob", "robustness/relative/{m}"),
+    "Effective rob.": ("effective_rob", None),
 }
 
 
-def _cell(values: pd.Series) -> str:
-    values = values.dropna().astype(float)
-    if values.empty:
+def _fmt(mean: float, std: float, n: int) -> str:
+    if n == 0 or (isinstance(mean, float) and math.isnan(mean)):
         return "—"
-    if len(values) == 1:
-        return f"{values.iloc[0]:.4f}"
-    return f"{values.mean():.4f} ± {values.std(ddof=1):.4f}"
+    return f"{mean:.4f}" if n == 1 else f"{mean:.4f} ± {std:.4f}"
 
 
-def analysis_table(frame: pd.DataFrame, datasets: Sequence[str] | None = None) -> pd.DataFrame:
+def _cell(values: pd.Series) -> str:
+    return _fmt(*_stats(values))
+
+
+def _arrow(higher: bool) -> str:
+    return "↑" if higher else "↓"
+
+
+def analysis_table(frame: pd.DataFrame, datasets: Sequence[str] | None = None,
+                   metrics: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     """One row per family x method x dataset: clean score, EMAP score and gap, mean
-    missing-modality score, relative and effective robustness (primary metric, mean ± std
-    over seeds).  Empty when no run logged EMAP or stress results."""
+    missing-modality score, relative and effective robustness (first shown metric, default the
+    primary one; mean ± std over seeds).  Empty when no run logged EMAP or stress results."""
+    long = _analysis_long(frame, datasets, metrics)
+    if long.empty:
+        return pd.DataFrame()
+    rows = []
+    for _, r in long.iterrows():
+        row = {"Family": r["family"], "Method": r["method"], "Dataset": r["dataset"],
+               "Metric": f"{r['metric']} {_arrow(r['higher_is_better'])}"}
+        for title, (name, _) in ANALYSIS_COLUMNS.items():
+            row[title] = _fmt(r[f"{name}_mean"], r[f"{name}_std"], int(r[f"{name}_n"]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _analysis_long(frame: pd.DataFrame, datasets: Sequence[str] | None = None,
+                   metrics: Mapping[str, Sequence[str]] | None = None) -> pd.DataFrame:
     analysed = any(isinstance(c, str) and c.startswith(("emap/", "robustness/")) for c in frame.columns)
     if frame.empty or not analysed:
         return pd.DataFrame()
-    frame = frame.assign(_er=effective_robustness_per_run(frame))
+    frame = canonical(frame)
+    ers: dict[str, pd.Series] = {}
     rows = []
     for (dataset, method), group in frame.groupby(["dataset", "method"], sort=True):
         if datasets and dataset not in datasets:
             continue
-        metric = group["primary_metric"].iloc[0]
-        row = {"Family": group["family"].iloc[0], "Method": method, "Dataset": dataset,
-               "Metric": f"{metric} {'↑' if group['higher_is_better'].iloc[0] else '↓'}"}
-        for title, template in ANALYSIS_COLUMNS.items():
-            key = "_er" if template is None else template.format(m=metric)
-            row[title] = _cell(group[key]) if key in group else "—"
+        metric = (metrics or {}).get(dataset, [None])[0] or group["primary_metric"].iloc[0]
+        if metric not in ers:
+            ers[metric] = effective_robustness_per_run(frame, metric=metric)
+        row = {"family": group["family"].iloc[0], "method": method, "dataset": dataset, "metric": metric,
+               "higher_is_better": bool(group["higher_is_better"].iloc[0])}
+        for name, template in ANALYSIS_COLUMNS.values():
+            values = ers[metric].loc[group.index] if template is None else group.get(template.format(m=metric))
+            mean, std, n = _stats(values) if values is not None else (float("nan"), float("nan"), 0)
+            row.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_n": n})
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    order = table["Family"].map(_family_order)
-    return table.assign(_order=order).sort_values(["_order", "Method", "Dataset"]).drop(columns="_order")
+    order = table["family"].map(_family_order)
+    return (table.assign(_order=order).sort_values(["_order", "method", "dataset"], kind="stable")
+            .drop(columns="_order").reset_index(drop=True))
 
 
-def render_markdown(tracker: Tracker, datasets: Sequence[str] | None = None, allow_mixed_data: bool = False) -> str:
-    frame = runs_frame(tracker)
-    done = finished_runs(frame, allow_mixed_data)
-    long = aggregate(done, datasets)
+# -- the board -------------------------------------------------------------------------------
+
+RANK_DEFINITIONS = {
+    "mean-rank": ("Mean rank ↓", "Mean rank: on each dataset (its first shown metric, direction respected) "
+                  "methods are ranked 1 = best by their mean over seeds, ties sharing the average rank; a "
+                  "method's mean rank averages these over the datasets it has a finished result on "
+                  "(k/N: ranked on only k of N datasets)."),
+    "borda": ("Borda ↑", "Borda count: on each dataset (its first shown metric, direction respected) a method "
+              "scores one point per method it beats and half a point per tie (N ranked methods: N - "
+              "average rank); points are summed over datasets, so a missing dataset scores 0."),
+}
+
+
+@dataclass
+class Board:
+    """Everything a rendering needs, computed once from a runs frame."""
+
+    suite: str
+    long: pd.DataFrame            # family, method, dataset, metric, mean, std, n, planned, ... (numeric)
+    ranking: pd.DataFrame         # family, method, rank value, datasets ranked
+    analysis: pd.DataFrame        # numeric analysis long table
+    failures: pd.DataFrame        # family, method, dataset, seed, status, error
+    provenance: dict[str, Any]
+    rank: str = "mean-rank"
+    group: bool = True
+    metrics: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _budget(row: pd.Series) -> str:
+    parts = [("epochs", "epochs"), ("batch", "batch_size"), ("lr", "lr"), ("optimizer", "optimizer"),
+             ("weight_decay", "weight_decay"), ("patience", "patience")]
+    return ", ".join(f"{label}={row.get(col)}" for label, col in parts
+                     if row.get(col) is not None and not (isinstance(row.get(col), float) and math.isnan(row.get(col))))
+
+
+def _provenance(suite: str, frame: pd.DataFrame, done: pd.DataFrame, failures: pd.DataFrame,
+                metrics: Mapping[str, Sequence[str]], rank: str) -> dict[str, Any]:
+    versions: dict[str, set[str]] = {}
+    for text in done.get("versions", pd.Series(dtype=object)).dropna():
+        for name, value in json.loads(text).items():
+            versions.setdefault(name, set()).add(str(value))
+    for value in done["harness_version"].dropna():
+        versions.setdefault("fusebench", set()).add(str(value))
+
+    def uniq(col: str) -> list[str]:
+        return sorted({str(v) for v in done[col].dropna()}) if col in done else []
+
+    variants = {}
+    for dataset, part in done.groupby("dataset", sort=True):
+        variants[dataset] = sorted({f"{p} (primary); variants {v or p}" for p, v in (_variants(r) for _, r in part.iterrows())})
+    return {
+        "suite": suite,
+        "finished_runs": int(len(done)),
+        "attempted_runs": int(len(frame)),
+        "failed_or_missing": int(len(failures)),
+        "seeds": sorted({int(s) for s in done["seed"]}),
+        "budget": sorted({_budget(r) for _, r in done.iterrows()}),
+        "versions": {k: sorted(v) for k, v in sorted(versions.items())},
+        "torch": uniq("torch_version"),
+        "git_sha": uniq("git_sha"),
+        "data_hashes": {d: sorted({str(h) for h in part["data_hash"].dropna()}) for d, part in done.groupby("dataset", sort=True)},
+        "metric_variants": variants,
+        "metrics_shown": {d: list(m) for d, m in sorted(metrics.items())},
+        "ranking": rank,
+    }
+
+
+def _failures(frame: pd.DataFrame, datasets: Sequence[str]) -> pd.DataFrame:
+    columns = ["family", "method", "dataset", "seed", "status", "error"]
+    frame = frame[frame["dataset"].isin(datasets)]
+    finished = set(frame.loc[frame["status"] == "finished", "spec_hash"])
+    latest = canonical(frame).sort_values("start_time", kind="stable").drop_duplicates("spec_hash", keep="last")
+    rows = [{"family": r["family"], "method": r["method"], "dataset": r["dataset"], "seed": int(r["seed"]),
+             "status": str(r["status"]), "error": "" if r["error"] is None or pd.isna(r["error"]) else str(r["error"])}
+            for _, r in latest.iterrows() if r["spec_hash"] not in finished]
+    # missing: planned (method x seed of the dataset's grid) but never attempted
+    for dataset, part in frame.groupby("dataset", sort=True):
+        seeds = sorted({int(s) for s in part["seed"]})
+        for method, runs in part.groupby("method", sort=True):
+            have = {int(s) for s in runs["seed"]}
+            rows += [{"family": runs["family"].iloc[0], "method": method, "dataset": dataset, "seed": s,
+                      "status": "missing", "error": "no run recorded for this seed"} for s in seeds if s not in have]
+    table = pd.DataFrame(rows, columns=columns)
+    if table.empty:
+        return table
+    order = table["family"].map(_family_order)
+    return (table.assign(_o=order).sort_values(["_o", "method", "dataset", "seed", "status"], kind="stable")
+            .drop(columns="_o").reset_index(drop=True))
+
+
+def _ranking(long: pd.DataFrame, metrics: Mapping[str, Sequence[str]], rank: str) -> pd.DataFrame:
+    columns = ["family", "method", "value", "datasets_ranked", "datasets_total"]
+    if rank == "none" or long.empty:
+        return pd.DataFrame(columns=columns)
+    per: dict[tuple[str, str], list[float]] = {}
+    total = 0
+    for dataset, part in long.groupby("dataset", sort=True):
+        if dataset not in metrics:
+            continue
+        part = part[(part["metric"] == metrics[dataset][0]) & (part["n"] > 0)]
+        if part.empty:
+            continue
+        total += 1
+        ranks = part["mean"].rank(ascending=not bool(part["higher_is_better"].iloc[0]), method="average")
+        for (_, r), position in zip(part.iterrows(), ranks, strict=True):
+            value = float(position) if rank == "mean-rank" else float(len(part) - position)
+            per.setdefault((r["family"], r["method"]), []).append(value)
+    families = dict(zip(long["method"], long["family"], strict=False))
+    rows = []
+    for method in sorted(set(long["method"])):
+        values = per.get((families[method], method), [])
+        value = (float(np.mean(values)) if values else float("nan")) if rank == "mean-rank" else float(sum(values))
+        rows.append({"family": families[method], "method": method, "value": value,
+                     "datasets_ranked": len(values), "datasets_total": total})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def build_board(frame: pd.DataFrame, suite: str = "default", datasets: Sequence[str] | None = None,
+                metrics: Sequence[str] | None = None, rank: str = "mean-rank", group: bool = True,
+                allow_mixed_data: bool = False, allow_mixed_metrics: bool = False) -> Board:
+    """The pure core: a runs frame (from MLflow or a stored export) -> a :class:`Board`."""
+    if rank not in RANKINGS:
+        raise FuseBenchError(f"--rank must be one of {', '.join(RANKINGS)}, got {rank!r}.")
+    frame = canonical(frame)
+    if not frame.empty:
+        frame = frame[frame["dataset"].notna()]
+    known = sorted(set(frame["dataset"])) if not frame.empty else []
+    if datasets:
+        unknown = [d for d in datasets if d not in known]
+        if unknown:
+            raise FuseBenchError(f"No runs for dataset(s) {unknown} in suite {suite!r}; it has: {', '.join(known) or 'none'}.")
+    wanted = list(datasets) if datasets else known
+    done = finished_runs(frame, allow_mixed_data, allow_mixed_metrics)
+    if not done.empty:
+        done = done[done["dataset"].isin(wanted)]
+    chosen = select_metrics(done, wanted, metrics) if not done.empty else {}
+    rows = []
+    if not frame.empty:
+        for (dataset, method), attempts in frame[frame["dataset"].isin(wanted)].groupby(["dataset", "method"], sort=True):
+            planned = len({int(s) for s in frame.loc[frame["dataset"] == dataset, "seed"]})
+            group_done = done[(done["dataset"] == dataset) & (done["method"] == method)] if not done.empty else done
+            ref = group_done if not group_done.empty else attempts
+            for metric in chosen.get(dataset, [str(attempts["primary_metric"].dropna().iloc[-1])
+                                               if attempts["primary_metric"].notna().any() else "?"]):
+                col = f"test/{metric}"
+                mean, std, n = _stats(group_done[col]) if col in group_done else (float("nan"), float("nan"), 0)
+                rows.append({
+                    "family": ref["family"].iloc[0], "method": method, "dataset": dataset, "metric": metric,
+                    "higher_is_better": bool(ref["higher_is_better"].iloc[0]), "mean": mean, "std": std, "n": n,
+                    "planned": planned, "seeds": ",".join(str(int(s)) for s in sorted(group_done["seed"])),
+                    "params": _stats(group_done.get("info/params", pd.Series(dtype=float)))[0],
+                    "train_time_s": _stats(group_done.get("info/train_time_s", pd.Series(dtype=float)))[0],
+                    "peak_memory_mb": _stats(group_done.get("info/peak_memory_mb", pd.Series(dtype=float)))[0],
+                })
+    long = pd.DataFrame(rows, columns=["family", "method", "dataset", "metric", "higher_is_better", "mean", "std",
+                                       "n", "planned", "seeds", "params", "train_time_s", "peak_memory_mb"])
+    analysis = _analysis_long(done, wanted, chosen) if not done.empty else pd.DataFrame()
+    failures = _failures(frame, wanted) if not frame.empty else pd.DataFrame(
+        columns=["family", "method", "dataset", "seed", "status", "error"])
+    ranking = _ranking(long, chosen, rank)
+    provenance = _provenance(suite, frame, done, failures, chosen, rank) if not done.empty else {"suite": suite}
+    return Board(suite, long, ranking, analysis, failures, provenance, rank, group, chosen)
+
+
+# -- display tables ------------------------------------------------------------------------------
+
+def _main_cell(mean: float, std: float, n: int, planned: int) -> str:
+    if n == 0:
+        return f"no result (0/{planned} seeds)"
+    cell = f"{mean:.4f} ± {std:.4f}"
+    if n < planned:
+        return cell + f" ({n}/{planned} seeds)"
+    return cell + (" (n=1)" if n == 1 else "")
+
+
+def wide_table(board: Board) -> pd.DataFrame:
+    """Methods as rows (grouped by family unless ``board.group`` is off), one column per shown
+    dataset x metric with 'mean ± std' cells, then params, train time and the rank column."""
+    long = board.long
     if long.empty:
-        return f"No finished runs in suite {tracker.suite!r} at {tracker.uri}. Run `bench run` first.\n"
-    table = wide_table(long)
-    body = tabulate(table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
-    seeds = sorted({int(s) for s in done["seed"]})
-    budgets = sorted({f"epochs={e}, batch={b}, lr={lr}" for e, b, lr in
-                      zip(done["epochs"], done["batch_size"], done["lr"], strict=True)})
-    hashes = ", ".join(f"{d}={h}" for d, h in sorted(set(zip(done["dataset"], done["data_hash"], strict=True))))
-    footer = (
-        f"\nSuite `{tracker.suite}` · {len(done)} finished runs · seeds {seeds} · budget "
-        f"{'; '.join(budgets)} · fusebench {', '.join(sorted(set(map(str, done['harness_version']))))}"
-        f" · data hashes: {hashes}. Cells: test-split primary metric, mean ± std over seeds.\n"
-    )
-    analysis = analysis_table(done, datasets)
+        return pd.DataFrame()
+    long = long.assign(cell=[_main_cell(m, s, int(n), int(p)) for m, s, n, p in
+                             zip(long["mean"], long["std"], long["n"], long["planned"], strict=True)])
+    headers, order = {}, []
+    for dataset in sorted(set(long["dataset"])):
+        for metric in board.metrics.get(dataset) or sorted(set(long.loc[long["dataset"] == dataset, "metric"])):
+            part = long[(long["dataset"] == dataset) & (long["metric"] == metric)]
+            if part.empty:
+                continue
+            title = f"{dataset} ({metric} {_arrow(bool(part['higher_is_better'].iloc[0]))})"
+            headers[(dataset, metric)] = title
+            order.append(title)
+    long = long[[(d, m) in headers for d, m in zip(long["dataset"], long["metric"], strict=True)]]
+    long = long.assign(column=[headers[(d, m)] for d, m in zip(long["dataset"], long["metric"], strict=True)])
+    table = long.pivot_table(index=["family", "method"], columns="column", values="cell", aggfunc="first")
+    table = table.reindex(columns=order)
+    table.columns.name = None
+    extra = long.groupby(["family", "method"]).agg(params=("params", "mean"), train_s=("train_time_s", "mean"))
+    table = table.join(extra).reset_index()
+    table["params"] = table["params"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
+    table["train_s"] = table["train_s"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+    sort_key = [0] * len(table)
+    if board.rank != "none" and not board.ranking.empty:
+        values = dict(zip(board.ranking["method"], board.ranking["value"], strict=True))
+        counts = dict(zip(board.ranking["method"], board.ranking["datasets_ranked"], strict=True))
+        total = int(board.ranking["datasets_total"].max())
+        title = RANK_DEFINITIONS[board.rank][0]
+
+        def show(method: str) -> str:
+            value = values.get(method, float("nan"))
+            if counts.get(method, 0) == 0:
+                return "—"
+            text = f"{value:.2f}" if board.rank == "mean-rank" else f"{value:g}"
+            return text + ("" if counts[method] == total else f" ({counts[method]}/{total})")
+
+        table[title] = table["method"].map(show)
+        sign = 1 if board.rank == "mean-rank" else -1
+        sort_key = [sign * values.get(m, float("nan")) if counts.get(m, 0) else float("inf") for m in table["method"]]
+    table = table.assign(_fam=table["family"].map(_family_order), _rank=sort_key)
+    keys = ["_fam", "method"] if board.group else ["_rank", "_fam", "method"]
+    table = table.sort_values(keys, kind="stable").drop(columns=["_fam", "_rank"]).reset_index(drop=True)
+    table = table.rename(columns={"family": "Family", "method": "Method", "params": "Params",
+                                  "train_s": "Train s (mean)"})
+    return table.fillna("—")
+
+
+def analysis_display(board: Board) -> pd.DataFrame:
+    if board.analysis.empty:
+        return pd.DataFrame()
+    rows = []
+    for _, r in board.analysis.iterrows():
+        row = {"Family": r["family"], "Method": r["method"], "Dataset": r["dataset"],
+               "Metric": f"{r['metric']} {_arrow(bool(r['higher_is_better']))}"}
+        for title, (name, _) in ANALYSIS_COLUMNS.items():
+            row[title] = _fmt(r[f"{name}_mean"], r[f"{name}_std"], int(r[f"{name}_n"]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def failures_display(board: Board, width: int | None = 160) -> pd.DataFrame:
+    if board.failures.empty:
+        return pd.DataFrame()
+    errors = [" ".join(str(e).split()) for e in board.failures["error"]]
+    if width:
+        errors = [e if len(e) <= width else e[:width - 1] + "…" for e in errors]
+    return pd.DataFrame({"Family": board.failures["family"], "Method": board.failures["method"],
+                         "Dataset": board.failures["dataset"], "Seed": board.failures["seed"].astype(str),
+                         "Status": board.failures["status"], "Error": errors})
+
+
+def footer_items(board: Board) -> list[str]:
+    """The provenance footer, one item per fact (joined per format)."""
+    p = board.provenance
+    if "seeds" not in p:
+        return [f"Suite `{board.suite}` · no finished runs"]
+    versions = "; ".join(f"{k} {', '.join(v)}" for k, v in p["versions"].items())
+    hashes = ", ".join(f"{d}={'/'.join(h)}" for d, h in p["data_hashes"].items())
+    variants = "; ".join(f"{d}: {' | '.join(v)}" for d, v in p["metric_variants"].items())
+    return [
+        f"Suite `{p['suite']}`",
+        f"{p['finished_runs']} finished runs of {p['attempted_runs']} recorded ({p['failed_or_missing']} failed or missing)",
+        f"seeds {p['seeds']}",
+        f"budget {'; '.join(p['budget'])}",
+        f"versions: {versions}",
+        f"torch {', '.join(p['torch']) or 'unknown'}",
+        f"git {', '.join(p['git_sha']) or 'unknown'}",
+        f"data hashes: {hashes}",
+        f"metrics: {variants}",
+        "Cells: test-split metric, mean ± std over seeds (n/planned seeds where some did not finish)",
+    ]
+
+
+ANALYSIS_NOTE = (
+    "Shown metric, mean ± std over seeds. EMAP: score of the model's empirical multimodally-additive "
+    "projection; EMAP gap: how much worse that is than the model (> 0: it uses cross-modal interactions). "
+    "Missing (mean): mean score over every removed-modality subset. Relative rob.: area under the "
+    "score-vs-noise-level curve (noise on all modalities, clean at level 0) over the level range. "
+    f"Effective rob.: MultiBench ER against `{REFERENCE_METHOD}` of the same dataset and seed (> 0: degrades "
+    "more gracefully). See docs/stress.md."
+)
+FAILURES_NOTE = ("Runs that did not finish (latest attempt per spec: failed, diverged, killed, still running) "
+                 "and planned seeds with no run at all; they are left out of the means above.")
+
+
+def _sections(board: Board) -> list[tuple[str, pd.DataFrame, str]]:
+    """(title, display table, note) of every table after the main one."""
+    out = []
+    analysis = analysis_display(board)
     if not analysis.empty:
-        footer += (
-            "\n### Interactions and robustness\n\n"
-            + tabulate(analysis, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
-            + "\n\nPrimary metric, mean ± std over seeds. EMAP: score of the model's empirical "
-            "multimodally-additive projection; EMAP gap: how much worse that is than the model "
-            "(> 0: it uses cross-modal interactions). Missing (mean): mean score over every "
-            "removed-modality subset. Relative rob.: area under the score-vs-noise-level curve "
-            "(noise on all modalities, clean at level 0) over the level range. Effective rob.: "
-            f"MultiBench ER against `{REFERENCE_METHOD}` of the same dataset and seed (> 0: degrades "
-            "more gracefully). See docs/stress.md.\n"
-        )
-    return body + "\n" + footer
+        out.append(("Interactions and robustness", analysis, ANALYSIS_NOTE))
+    failures = failures_display(board)
+    out.append(("Failed or missing runs", failures, FAILURES_NOTE if not failures.empty else
+                "None: every planned run finished."))
+    return out
+
+
+def _rank_note(board: Board) -> str:
+    return "" if board.rank == "none" else RANK_DEFINITIONS[board.rank][1]
+
+
+def to_markdown(board: Board) -> str:
+    main = wide_table(board)
+    md = lambda t: tabulate(t, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)  # noqa: E731
+    text = md(main) + "\n\n" + " · ".join(footer_items(board)) + ".\n"
+    if _rank_note(board):
+        text += "\n" + _rank_note(board) + "\n"
+    for title, table, note in _sections(board):
+        text += f"\n### {title}\n\n" + (md(table) + "\n\n" if not table.empty else "") + note + "\n"
+    return text
+
+
+LATEX_SYMBOLS = {"±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "—": "---", "…": r"\ldots{}",
+                 "·": r"\textperiodcentered{}"}
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "`": ""}
+
+
+def latex_escape(text: str) -> str:
+    out = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+    for symbol, macro in LATEX_SYMBOLS.items():
+        out = out.replace(symbol, macro)
+    return out
+
+
+def _latex_table(table: pd.DataFrame, caption: str) -> str:
+    # tabulate's latex_booktabs escapes & % $ # _ { } ^ ~ \ in headers and cells; the Unicode
+    # symbols are replaced by math macros afterwards.
+    body = tabulate(table, headers="keys", tablefmt="latex_booktabs", showindex=False, disable_numparse=True)
+    for symbol, macro in LATEX_SYMBOLS.items():
+        body = body.replace(symbol, macro)
+    return ("\\begin{table}[ht]\n\\centering\n\\small\n" + f"\\caption{{{latex_escape(caption)}}}\n"
+            + "\\resizebox{\\linewidth}{!}{%\n" + body + "}\n\\end{table}\n")
+
+
+def to_latex(board: Board) -> str:
+    footer = latex_escape(" · ".join(footer_items(board)) + ".")
+    out = ["% FuseBench leaderboard; needs \\usepackage{booktabs} and \\usepackage{graphicx}.",
+           _latex_table(wide_table(board), f"FuseBench leaderboard, suite {board.suite}"),
+           "\\noindent{\\footnotesize " + footer + "}\n"]
+    if _rank_note(board):
+        out.append("\\noindent{\\footnotesize " + latex_escape(_rank_note(board)) + "}\n")
+    for title, table, note in _sections(board):
+        if not table.empty:
+            out.append(_latex_table(table, title))
+        out.append("\\noindent{\\footnotesize " + latex_escape(f"{title}: {note}") + "}\n")
+    return "\n".join(out)
+
+
+HTML_STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:13px}
+th,td{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;white-space:nowrap}
+th{background:#f3f3f3;cursor:pointer;user-select:none}
+th.asc::after{content:" \\25B2"}th.desc::after{content:" \\25BC"}
+tr:hover td{background:#fafafa}.note{font-size:12px;color:#555;max-width:70em}"""
+HTML_SCRIPT = """document.querySelectorAll("table.sortable th").forEach(function(th){
+th.addEventListener("click",function(){var table=th.closest("table"),body=table.tBodies[0];
+var i=Array.prototype.indexOf.call(th.parentNode.children,th),asc=!th.classList.contains("asc");
+table.querySelectorAll("th").forEach(function(h){h.classList.remove("asc","desc")});
+th.classList.add(asc?"asc":"desc");
+function key(tr){var t=tr.children[i].textContent.trim(),n=parseFloat(t.replace(/,/g,""));return isNaN(n)?t:n}
+Array.from(body.rows).sort(function(a,b){var x=key(a),y=key(b);
+var c=(typeof x==="number"&&typeof y==="number")?x-y:String(x).localeCompare(String(y));return asc?c:-c})
+.forEach(function(tr){body.appendChild(tr)})})});"""
+
+
+def _html_table(table: pd.DataFrame) -> str:
+    head = "".join(f"<th>{_html.escape(str(c))}</th>" for c in table.columns)
+    rows = "\n".join("<tr>" + "".join(f"<td>{_html.escape(str(v))}</td>" for v in row) + "</tr>"
+                     for row in table.itertuples(index=False))
+    return f'<table class="sortable">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>\n'
+
+
+def to_html(board: Board) -> str:
+    esc = _html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+             f"<title>FuseBench leaderboard: {esc(board.suite)}</title>", f"<style>\n{HTML_STYLE}\n</style>",
+             "</head>", "<body>", f"<h1>FuseBench leaderboard: {esc(board.suite)}</h1>",
+             "<p class=\"note\">Click a column header to sort.</p>", _html_table(wide_table(board)),
+             '<p class="note">' + esc(" · ".join(footer_items(board)) + ".") + "</p>"]
+    if _rank_note(board):
+        parts.append('<p class="note">' + esc(_rank_note(board)) + "</p>")
+    for title, table, note in _sections(board):
+        parts.append(f"<h2>{esc(title)}</h2>")
+        if not table.empty:
+            parts.append(_html_table(table))
+        parts.append('<p class="note">' + esc(note) + "</p>")
+    parts += [f"<script>\n{HTML_SCRIPT}\n</script>", "</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def results_table(board: Board) -> pd.DataFrame:
+    """The long numeric table behind CSV/JSON: one row per family x method x dataset x metric,
+    with the analysis columns (first shown metric of the dataset) and the per-method rank."""
+    long = board.long.copy()
+    if not board.analysis.empty:
+        keep = [c for c in board.analysis.columns if c.endswith(("_mean", "_std", "_n"))]
+        long = long.merge(board.analysis[["method", "dataset", "metric", *keep]], how="left",
+                          on=["method", "dataset", "metric"])
+    if not board.ranking.empty:
+        name = board.rank.replace("-", "_")
+        long = long.merge(board.ranking[["method", "value"]].rename(columns={"value": name}), how="left", on="method")
+    order = long["family"].map(_family_order)
+    return (long.assign(_o=order).sort_values(["_o", "method", "dataset", "metric"], kind="stable")
+            .drop(columns="_o").reset_index(drop=True))
+
+
+def to_csv(board: Board) -> str:
+    buffer = io.StringIO()
+    results_table(board).to_csv(buffer, index=False, lineterminator="\n")
+    footer = "".join(f"# {item}\n" for item in footer_items(board))
+    return buffer.getvalue() + footer
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: _jsonable(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+
+
+def to_json(board: Board) -> str:
+    doc = {"provenance": board.provenance, "footer": footer_items(board),
+           "ranking": {"method": board.rank, "definition": _rank_note(board), "rows": _records(board.ranking)},
+           "results": _records(results_table(board)), "failures": _records(board.failures)}
+    return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+RENDERERS = {"md": to_markdown, "latex": to_latex, "html": to_html, "csv": to_csv, "json": to_json}
+
+
+def format_for(out: str | None, fmt: str | None) -> str:
+    """--format wins; else the --out suffix; else Markdown."""
+    if fmt:
+        if fmt not in FORMATS:
+            raise FuseBenchError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}.")
+        return fmt
+    if out:
+        from pathlib import Path
+
+        suffix = Path(out).suffix.lower()
+        if suffix in SUFFIX_FORMATS:
+            return SUFFIX_FORMATS[suffix]
+        raise FuseBenchError(f"Cannot tell the format of --out {out!r}; pass --format {'|'.join(FORMATS)}.")
+    return "md"
+
+
+def render(frame: pd.DataFrame, fmt: str = "md", suite: str = "default", **options: Any) -> str:
+    """Render a runs frame (from MLflow or a stored export) in one format."""
+    board = build_board(frame, suite, **options)
+    if board.long.empty or board.long["n"].sum() == 0 and board.failures.empty:
+        return f"No finished runs in suite {suite!r}. Run `bench run` first.\n"
+    return RENDERERS[fmt](board)
+
+
+def render_markdown(tracker: Tracker, datasets: Sequence[str] | None = None, allow_mixed_data: bool = False,
+                    **options: Any) -> str:
+    """The Markdown leaderboard of a suite, read from MLflow."""
+    frame = runs_frame(tracker)
+    if frame.empty or not (frame["status"] == "finished").any():
+        return f"No finished runs in suite {tracker.suite!r} at {tracker.uri}. Run `bench run` first.\n"
+    return render(frame, "md", tracker.suite, datasets=datasets, allow_mixed_data=allow_mixed_data, **options)

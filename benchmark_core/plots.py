@@ -31,6 +31,13 @@ def add_plot_parser(sub: Any) -> None:
     rob.add_argument("--allow-mixed-data", action="store_true",
                      help="use runs even if a dataset's content hash differs between them")
     _add_tracking(rob)
+    for name, text in (("emap", "clean score vs EMAP gap (cross-modal interaction use), one panel per dataset"),
+                       ("time", "clean score vs mean training time, one panel per dataset")):
+        fig = figures.add_parser(name, help=text)
+        fig.add_argument("--out", default=f"{name}.png", help="output file, .png or .svg (default: %(default)s)")
+        fig.add_argument("--allow-mixed-data", action="store_true",
+                         help="use runs even if a dataset's content hash differs between them")
+        _add_tracking(fig)
 
 
 def robustness_curves(frame: Any, test: str = "noise", target: str = "all", metric: str | None = None,
@@ -100,6 +107,68 @@ def draw_robustness(curves: Any, out: str | Path, test: str = "noise", target: s
     return out
 
 
+def method_points(frame: Any, x_key: str) -> Any:
+    """Per dataset x method: mean over seeds of the primary metric (y) and of ``x_key``
+    (``{m}`` is replaced by the primary metric)."""
+    import pandas as pd
+
+    rows = []
+    for (dataset, method), group in frame.groupby(["dataset", "method"], sort=True):
+        metric = group["primary_metric"].iloc[0]
+        x_col, y_col = x_key.format(m=metric), f"test/{metric}"
+        if x_col not in group or y_col not in group:
+            continue
+        x, y = group[x_col].astype(float).mean(), group[y_col].astype(float).mean()
+        if pd.notna(x) and pd.notna(y):
+            rows.append({"dataset": dataset, "method": method, "family": group["family"].iloc[0], "metric": metric,
+                         "higher_is_better": bool(group["higher_is_better"].iloc[0]), "x": float(x), "y": float(y)})
+    return pd.DataFrame(rows, columns=["dataset", "method", "family", "metric", "higher_is_better", "x", "y"])
+
+
+def _scatter(points: Any, out: str | Path, xlabel: str, logx: bool = False) -> Path | None:
+    if points.empty:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    datasets = sorted(points["dataset"].unique())
+    cols = min(3, len(datasets))
+    rows = math.ceil(len(datasets) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.6 * rows), squeeze=False)
+    for ax, dataset in zip(axes.flat, datasets, strict=False):
+        part = points[points["dataset"] == dataset]
+        ax.scatter(part["x"], part["y"], s=18)
+        for _, p in part.iterrows():
+            ax.annotate(p["method"], (p["x"], p["y"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        if logx:
+            ax.set_xscale("log")
+        ax.set_title(dataset)
+        ax.set_xlabel(xlabel)
+        metric, higher = part["metric"].iloc[0], bool(part["higher_is_better"].iloc[0])
+        ax.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(datasets):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150, metadata={"Software": None} if out.suffix == ".png" else None)
+    plt.close(fig)
+    return out
+
+
+def draw_score_vs_emap_gap(frame: Any, out: str | Path) -> Path | None:
+    """Clean score vs EMAP gap (> 0: the model uses cross-modal interactions), per method."""
+    return _scatter(method_points(frame, "emap/gap/{m}"), out, "EMAP gap (clean − additive projection)")
+
+
+def draw_time_vs_score(frame: Any, out: str | Path) -> Path | None:
+    """Clean score vs mean training time in seconds (log scale), per method."""
+    return _scatter(method_points(frame, "info/train_time_s"), out, "training time, s (log)", logx=True)
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from .errors import FuseBenchError
     from .leaderboard import finished_runs, runs_frame
@@ -112,6 +181,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
     except ImportError:
         raise FuseBenchError("bench plot needs matplotlib: pip install 'fusebench[plot]'.") from None
     tracker = Tracker(args.tracking_uri, args.suite)
+    if args.figure in ("emap", "time"):
+        done = finished_runs(runs_frame(tracker), args.allow_mixed_data)
+        draw = draw_score_vs_emap_gap if args.figure == "emap" else draw_time_vs_score
+        path = draw(done, args.out) if not done.empty else None
+        if path is None:
+            raise FuseBenchError(f"Nothing to plot in suite {args.suite!r} at {tracker.uri}"
+                                 + (" (run without --no-emap first)." if args.figure == "emap" else "."))
+        print(f"Wrote {path}")
+        return 0
     datasets = [d for d in (args.datasets or "").split(",") if d] or None
     done = finished_runs(runs_frame(tracker), args.allow_mixed_data)
     curves = robustness_curves(done, args.test, args.target, args.metric, datasets) if not done.empty else None

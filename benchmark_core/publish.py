@@ -1,0 +1,195 @@
+"""``bench publish``: run the default embedded suite, store its results, render the tables and plots.
+
+The stored result (``leaderboards/runs.json``) is a compact, deterministic export of the
+suite's child runs: one JSON array per run (one line each) under a shared, sorted column
+list, rows sorted by dataset, method, seed, start time, run id.  Everything published is
+rendered from that file, never from MLflow, so ``bench publish --from leaderboards/runs.json``
+(and tests/test_publish.py) re-creates the committed tables byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+from .errors import FuseBenchError
+
+EXPORT_FORMAT = "fusebench-runs/1"
+# Metric prefixes the tables and plots never read (per-epoch curves, data-cleaning counts).
+DROPPED_PREFIXES = ("epoch/", "data/")
+TABLE_FILES = {"md": "leaderboard.md", "latex": "leaderboard.tex", "html": "leaderboard.html",
+               "csv": "leaderboard.csv", "json": "leaderboard.json"}
+PLOT_FILES = {"robustness": "robustness.png", "emap": "score_vs_emap_gap.png", "time": "time_vs_score.png"}
+
+
+def _value(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def export_runs(frame: pd.DataFrame, path: str | Path, suite: str) -> Path:
+    """Write a runs frame as the stored result (byte-stable for the same runs)."""
+    from .leaderboard import IDENTITY_COLUMNS, canonical
+
+    frame = canonical(frame)
+    metrics = sorted(c for c in frame.columns if c not in IDENTITY_COLUMNS and not str(c).startswith(DROPPED_PREFIXES))
+    identity = [c for c in IDENTITY_COLUMNS if c in frame.columns]
+    columns = identity + metrics
+    lines = []
+    for row in frame[columns].itertuples(index=False):
+        lines.append(json.dumps([_value(v) for v in row], ensure_ascii=False, allow_nan=False, separators=(",", ":")))
+    header = json.dumps({"format": EXPORT_FORMAT, "suite": suite, "columns": columns}, ensure_ascii=False,
+                        separators=(",", ":"))
+    text = ('{"meta":' + header + ',\n"runs":[\n' + ",\n".join(lines) + "\n]}\n")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_runs(path: str | Path) -> tuple[pd.DataFrame, str]:
+    """(runs frame, suite name) of a stored result, as :func:`runs_frame` would have built it."""
+    import pandas as pd
+
+    from .leaderboard import IDENTITY_COLUMNS
+
+    path = Path(path)
+    if not path.exists():
+        raise FuseBenchError(f"No stored result at {path}; run `bench publish` first.")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    meta = doc.get("meta", {})
+    if meta.get("format") != EXPORT_FORMAT:
+        raise FuseBenchError(f"{path} is not a FuseBench runs export ({EXPORT_FORMAT}).")
+    columns = meta["columns"]
+    rows = []
+    for values in doc["runs"]:
+        row = {}
+        for name, value in zip(columns, values, strict=True):
+            if name in IDENTITY_COLUMNS:
+                row[name] = value
+            elif value is not None:
+                row[name] = float(value)
+        rows.append(row)
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(IDENTITY_COLUMNS))
+    return frame, meta.get("suite", "default")
+
+
+def render_all(frame: pd.DataFrame, suite: str, out: str | Path, plots: bool = True) -> list[Path]:
+    """Write every table format (and the plots) of a runs frame into ``out``."""
+    from .leaderboard import RENDERERS, build_board
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    board = build_board(frame, suite)
+    written = []
+    for fmt, name in TABLE_FILES.items():
+        (out / name).write_text(RENDERERS[fmt](board), encoding="utf-8")
+        written.append(out / name)
+    if plots:
+        written += draw_all(frame, out)
+    return written
+
+
+def draw_all(frame: pd.DataFrame, out: str | Path) -> list[Path]:
+    """The three published figures (skipping any the data cannot draw)."""
+    from .leaderboard import finished_runs
+    from .plots import draw_robustness, draw_score_vs_emap_gap, draw_time_vs_score, robustness_curves
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return []
+    out = Path(out)
+    done = finished_runs(frame)
+    written = []
+    if done.empty:
+        return written
+    curves = robustness_curves(done)
+    if not curves.empty:
+        written.append(draw_robustness(curves, out / PLOT_FILES["robustness"]))
+    path = draw_score_vs_emap_gap(done, out / PLOT_FILES["emap"])
+    if path:
+        written.append(path)
+    path = draw_time_vs_score(done, out / PLOT_FILES["time"])
+    if path:
+        written.append(path)
+    return written
+
+
+def log_to_mlflow(tracker, files: Sequence[Path], command: str) -> str:
+    """Log the published files as artifacts of a dedicated ``publish`` run of the suite."""
+    from .tracking import TAG
+
+    run = tracker.client.create_run(tracker.experiment_id, run_name="bench publish",
+                                    tags={f"{TAG}.kind": "publish", f"{TAG}.command": command[:5000]})
+    for path in files:
+        sub = "plots" if path.suffix in (".png", ".svg") else "leaderboard"
+        tracker.client.log_artifact(run.info.run_id, str(path), sub)
+    tracker.end_run(run.info.run_id)
+    return run.info.run_id
+
+
+def add_publish_parser(sub: Any) -> None:
+    from .cli import _add_tracking
+
+    pub = sub.add_parser("publish", help="run the default embedded suite, store it and render leaderboards/")
+    pub.add_argument("--out", default="leaderboards", help="output folder (default: %(default)s)")
+    pub.add_argument("--from", dest="source", default=None, metavar="RUNS_JSON",
+                     help="only re-render from a stored result (no MLflow, no training)")
+    pub.add_argument("--render-only", action="store_true", help="same as --from OUT/runs.json")
+    pub.add_argument("--no-run", action="store_true", help="export and render what MLflow holds, train nothing")
+    pub.add_argument("--no-plots", action="store_true", help="tables only")
+    pub.add_argument("--no-log", action="store_true", help="do not log the published files to MLflow")
+    pub.add_argument("--executor", default="serial", help="executor for the suite run (default: serial)")
+    pub.add_argument("--workers", type=int, default=None, help="process executor: worker processes")
+    pub.add_argument("--seeds", default="0,1,2", help="seeds of the published suite (default: %(default)s)")
+    _add_tracking(pub)
+    pub.set_defaults(suite="published")
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    source = args.source or (str(out / "runs.json") if args.render_only else None)
+    if source:
+        frame, suite = load_runs(source)
+        written = render_all(frame, suite, out, plots=not args.no_plots)
+        print("Rendered from " + source + ": " + ", ".join(str(p) for p in written))
+        return 0
+    from .cli import build_parser, cmd_run
+    from .leaderboard import runs_frame
+    from .tracking import Tracker
+
+    code = 0
+    if not args.no_run:
+        run_args = ["run", "--suite", args.suite, "--seeds", args.seeds, "--executor", args.executor]
+        if args.tracking_uri:
+            run_args += ["--tracking-uri", args.tracking_uri]
+        if args.workers is not None:
+            run_args += ["--workers", str(args.workers)]
+        code = cmd_run(build_parser().parse_args(run_args))
+    tracker = Tracker(args.tracking_uri, args.suite)
+    stored = export_runs(runs_frame(tracker), out / "runs.json", args.suite)
+    frame, suite = load_runs(stored)  # render from the stored file, never from MLflow
+    written = render_all(frame, suite, out, plots=not args.no_plots)
+    print(f"Stored {stored} ({stored.stat().st_size / 1e6:.2f} MB); wrote " + ", ".join(str(p) for p in written))
+    if not args.no_log:
+        import shlex
+        import sys
+
+        run_id = log_to_mlflow(tracker, [stored, *written], "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        print(f"Logged them to MLflow run {run_id} (experiment fusebench/{args.suite}).")
+    return code

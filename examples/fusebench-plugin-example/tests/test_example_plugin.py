@@ -1,0 +1,71 @@
+"""Tests for the example plugin, written the way a plugin author would, with fusebench.testing.
+
+They work both before installing (the plugin module is registered explicitly) and after
+(`pip install -e .`: the entry point loads it and make_registry does not register it twice).
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import fusebench_example
+from fusebench.testing import (
+    assert_run_ok,
+    check_dataset,
+    check_method,
+    check_metric,
+    make_registry,
+    run_once,
+    tiny_batch,
+    tiny_task,
+)
+from fusebench_example.metric import balanced_accuracy
+
+
+@pytest.fixture
+def registry(fusebench_env):
+    return make_registry(fusebench_example)
+
+
+def test_registers_one_method_dataset_and_metric(registry):
+    assert registry.method("maxpool").family == "pooling"
+    assert registry.dataset("parity3").primary_metric == "balanced_accuracy"
+    assert registry.metric("balanced_accuracy").target_kinds == ("multiclass",)
+
+
+def test_method_passes_the_validate_plugin_checks(registry):
+    assert check_method(registry.method("maxpool")) == []
+
+
+def test_dataset_and_metric_pass_the_validate_plugin_checks(registry):
+    assert check_dataset(registry.dataset("parity3"), registry) == []
+    assert check_metric(registry.metric("balanced_accuracy")) == []
+
+
+def test_missing_modality_is_left_out_of_the_max(registry):
+    task = tiny_task(3, "vector")
+    torch.manual_seed(0)
+    model = registry.method("maxpool").build(task, {"hidden": 8, "dropout": 0.0, "layer_norm": True}).eval()
+    batch = tiny_batch(task)
+    encoded = model.encode(batch)
+    without = encoded.replace(present={**encoded.present, "m2": torch.zeros(batch.size, dtype=torch.bool)})
+    scrambled = without.replace(x={**without.x, "m2": torch.full_like(without.x["m2"], 1e6)})
+    # whatever the missing modality's encoding holds, it cannot win the max
+    assert torch.equal(model.fuse(without).pred, model.fuse(scrambled).pred)
+    assert not torch.equal(model.fuse(encoded).pred, model.fuse(without).pred)
+
+
+def test_balanced_accuracy_ignores_class_imbalance():
+    y = np.array([0] * 9 + [1])
+    always_zero = np.tile([1.0, 0.0], (10, 1))
+    assert balanced_accuracy(y, always_zero) == pytest.approx(0.5)
+    assert balanced_accuracy(y, np.eye(2)[y]) == 1.0
+
+
+def test_one_tiny_run_end_to_end(registry, fusebench_budget):
+    result = assert_run_ok(run_once("maxpool", "parity3", registry=registry, budget=fusebench_budget,
+                                    dataset_options={"n": 120}))
+    assert math.isfinite(result.metrics["test/balanced_accuracy"])
+    assert result.info["data_report"]["loader"]["rule"] == "parity"

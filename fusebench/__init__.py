@@ -1,0 +1,47 @@
+"""The public import package for FuseBench plugin authors.
+
+Everything a plugin needs, under one stable name::
+
+    from fusebench import hookimpl, MethodSpec, DatasetSpec, MetricSpec, RepresentationFusion
+
+The implementation lives in ``benchmark_core``; this module only re-exports its public
+API, so a plugin written against ``fusebench`` keeps working while the engine's internals
+move.  ``fusebench.testing`` holds pytest fixtures and helpers for testing a plugin.
+"""
+
+from __future__ import annotations
+
+from benchmark_core import (
+    Budget,
+    DatasetSpec,
+    ExecutorSpec,
+    MethodSpec,
+    MetricSpec,
+    ModalitySpec,
+    RunSpec,
+    StressSpec,
+    TargetSpec,
+    TaskSpec,
+    __version__,
+    hookimpl,
+)
+from benchmark_core.data import (
+    Batch,
+    dataset_from_arrays,
+    label_feature,
+    make_features,
+    modality_feature,
+)
+from benchmark_core.errors import DataError, FuseBenchError
+from benchmark_core.hookspecs import PROJECT as ENTRY_POINT_GROUP
+from benchmark_core.models import COMMON_DEFAULTS, FusionModel, Output, RepresentationFusion
+from benchmark_core.specs import KNOWN_FAMILIES, SpecError
+
+__all__ = [
+    "COMMON_DEFAULTS", "ENTRY_POINT_GROUP", "KNOWN_FAMILIES",
+    "Batch", "Budget", "DataError", "DatasetSpec", "ExecutorSpec", "FuseBenchError", "FusionModel",
+    "MethodSpec", "MetricSpec", "ModalitySpec", "Output", "RepresentationFusion", "RunSpec",
+    "SpecError", "StressSpec", "TargetSpec", "TaskSpec",
+    "__version__", "dataset_from_arrays", "hookimpl", "label_feature", "make_features",
+    "modality_feature",
+]

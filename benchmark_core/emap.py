@@ -27,8 +27,11 @@ import torch
 from .data import Batch, SplitTensors
 from .models import FusionModel
 
-# Exact EMAP while the grid has at most this many cells (M=2: N <= 512, M=3: N <= 64).
+# Exact EMAP while the grid has at most this many cells (M=2: N <= 512, M=3: N <= 64); a
+# model whose ``encode`` is the identity pays a full forward pass per cell, so its exact
+# limit is 16 times smaller (M=2: N <= 128).
 EXACT_MAX_EVALS = 2**18
+IDENTITY_EXACT_DIVISOR = 16
 # Monte-Carlo partners per (sample, modality) beyond that: fewer when ``encode`` is the
 # identity, since each evaluation is then a full forward pass (sequence-level methods).
 DEFAULT_PARTNERS = 16
@@ -164,10 +167,11 @@ def emap(model: FusionModel, split: SplitTensors, *, generator: torch.Generator,
     encoded = encoded.select(index.to(_device(encoded)))
     mods = list(encoded.x)
     n, m = index.numel(), len(mods)
-    if partners is None and n ** m <= max_exact:
+    identity = type(model).encode is FusionModel.encode
+    if partners is None and n ** m <= (max_exact // IDENTITY_EXACT_DIVISOR if identity else max_exact):
         partners = 0
     elif partners is None:
-        partners = IDENTITY_PARTNERS if type(model).encode is FusionModel.encode else DEFAULT_PARTNERS
+        partners = IDENTITY_PARTNERS if identity else DEFAULT_PARTNERS
     original = fuse_batch(model, encoded)
     n_out = original.shape[1]
     sums = torch.zeros(m, n, n_out, dtype=torch.float64)

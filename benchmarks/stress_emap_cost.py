@@ -17,6 +17,7 @@ import argparse
 import os
 import platform
 import shlex
+from pathlib import Path
 import sys
 import time
 
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     registry = build_registry(plugins=[MosiShaped()])
     budget = Budget(epochs=args.epochs, batch_size=args.batch_size, patience=0, threads=args.threads)
     evaluation = {} if args.emap_samples is None else {"emap_samples": args.emap_samples}
-    print("command:", "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]))
+    script = "benchmarks/" + Path(sys.argv[0]).name
+    print("command:", "python " + " ".join(shlex.quote(a) for a in [script, *(argv or sys.argv[1:])]))
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} thread(s)")
     print(f"data: MOSI-shaped {SIZES}, sequences <= 50 steps, dims {DIMS}; budget epochs={budget.epochs}, "

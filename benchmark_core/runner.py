@@ -126,7 +126,9 @@ def _execute(spec: RunSpec, registry: Registry, progress, started: float) -> Run
         fitted = fit(model, data, spec.budget, primary, seeds, progress)
     device = spec.budget.device
     test_pred = predict(model, data.test, spec.budget.batch_size, device)
-    val_pred = predict(model, data.validation, spec.budget.batch_size, device)
+    val_pred = fitted.best_val_pred
+    if val_pred is None:
+        val_pred = predict(model, data.validation, spec.budget.batch_size, device)
     clean = compute_metrics(test_pred, data.test.y, metrics)
     results = {f"test/{k}": v for k, v in clean.items()}
     results.update({f"val/{k}": v for k, v in compute_metrics(val_pred, data.validation.y, metrics).items()})

@@ -116,6 +116,9 @@ class FitResult:
     epochs_run: int
     history: list[dict[str, float]] = field(default_factory=list)
     train_time_s: float = 0.0
+    # Validation outputs of the restored best checkpoint (None if no epoch scored), so the
+    # caller need not predict the validation split again.
+    best_val_pred: torch.Tensor | None = None
 
 
 def _better(score: float, best: float, higher: bool) -> bool:
@@ -135,6 +138,7 @@ def fit(model: FusionModel, data: DatasetTensors, budget: Budget, primary: Metri
     shuffle = seeds.generator("shuffle")
     best_state = copy.deepcopy(model.state_dict())
     best_score, best_epoch, bad_epochs = float("nan"), -1, 0
+    best_val_pred = None
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     epoch = -1
@@ -175,12 +179,13 @@ def fit(model: FusionModel, data: DatasetTensors, budget: Budget, primary: Metri
         if _better(score, best_score, primary.higher_is_better):
             best_score, best_epoch, bad_epochs = score, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
+            best_val_pred = val_pred
         else:
             bad_epochs += 1
             if budget.patience and bad_epochs >= budget.patience:
                 break
     model.load_state_dict(best_state)
-    return FitResult(best_epoch + 1, best_score, epoch + 1, history, time.perf_counter() - started)
+    return FitResult(best_epoch + 1, best_score, epoch + 1, history, time.perf_counter() - started, best_val_pred)
 
 
 class PeakMemory:

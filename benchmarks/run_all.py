@@ -138,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="all", help="methods for the throughput table")
     parser.add_argument("--skip-stress-emap", action="store_true")
     parser.add_argument("--stress-methods", default="tensor,lmf")
-    parser.add_argument("--stress-epochs", type=int, default=5)
+    parser.add_argument("--stress-epochs", type=int, default=20,
+                        help="training epochs of the stress/EMAP cost run (default: the default Budget's 20)")
+    parser.add_argument("--overhead-epochs", type=int, default=20,
+                        help="epochs of the overhead comparison (default: the default Budget's 20)")
+    parser.add_argument("--overhead-repeats", type=int, default=5)
     parser.add_argument("--only", default=",".join(PARTS),
                         help=f"comma list of parts to (re)measure, of {','.join(PARTS)}; the README blocks of "
                              "the others are left as they are")
@@ -152,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     threads = ["--threads", str(args.threads)]
     sections: dict[str, list[str]] = {}
     if "overhead" in only:
-        overhead = harness_overhead.run([*quick, *threads] + (["--no-cli"] if args.quick else []))
+        sizes = [] if args.quick else ["--epochs", str(args.overhead_epochs), "--repeats", str(args.overhead_repeats)]
+        overhead = harness_overhead.run([*quick, *threads, *sizes] + (["--no-cli"] if args.quick else []))
         sections["overhead"] = render_overhead(overhead, started)
     if "throughput" in only:
         sections["throughput"] = render_throughput(throughput.run([*quick, *threads, "--methods", args.methods]),

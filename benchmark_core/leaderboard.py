@@ -239,13 +239,17 @@ def analysis_table(frame: pd.DataFrame, datasets: Sequence[str] | None = None,
     """One row per family x method x dataset: clean score, EMAP score and gap, mean
     missing-modality score, relative and effective robustness (first shown metric, default the
     primary one; mean ± std over seeds).  Empty when no run logged EMAP or stress results."""
-    long = _analysis_long(frame, datasets, metrics)
+    return _analysis_cells(_analysis_long(frame, datasets, metrics))
+
+
+def _analysis_cells(long: pd.DataFrame) -> pd.DataFrame:
+    """Long analysis statistics -> display rows with 'mean ± std' cells."""
     if long.empty:
         return pd.DataFrame()
     rows = []
     for _, r in long.iterrows():
         row = {"Family": r["family"], "Method": r["method"], "Dataset": r["dataset"],
-               "Metric": f"{r['metric']} {_arrow(r['higher_is_better'])}"}
+               "Metric": f"{r['metric']} {_arrow(bool(r['higher_is_better']))}"}
         for title, (name, _) in ANALYSIS_COLUMNS.items():
             row[title] = _fmt(r[f"{name}_mean"], r[f"{name}_std"], int(r[f"{name}_n"]))
         rows.append(row)
@@ -508,16 +512,7 @@ def wide_table(board: Board) -> pd.DataFrame:
 
 
 def analysis_display(board: Board) -> pd.DataFrame:
-    if board.analysis.empty:
-        return pd.DataFrame()
-    rows = []
-    for _, r in board.analysis.iterrows():
-        row = {"Family": r["family"], "Method": r["method"], "Dataset": r["dataset"],
-               "Metric": f"{r['metric']} {_arrow(bool(r['higher_is_better']))}"}
-        for title, (name, _) in ANALYSIS_COLUMNS.items():
-            row[title] = _fmt(r[f"{name}_mean"], r[f"{name}_std"], int(r[f"{name}_n"]))
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return _analysis_cells(board.analysis)
 
 
 def failures_display(board: Board, width: int | None = 160) -> pd.DataFrame:

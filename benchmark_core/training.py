@@ -77,6 +77,26 @@ def make_optimizer(model: torch.nn.Module, budget: Budget) -> torch.optim.Optimi
     return cls(params, lr=budget.lr, weight_decay=budget.weight_decay)
 
 
+def batch_loss(model: FusionModel, batch, target: TargetSpec) -> torch.Tensor:
+    """The training objective of one batch: the method's own ``training_loss`` if it has
+    one, else the task loss plus the model's auxiliary loss."""
+    objective = getattr(model, "training_loss", None)
+    if objective is not None:
+        return objective(batch, lambda p, y: task_loss(p, y, target))
+    out = model(batch)
+    return task_loss(out.pred, batch.y, target) + out.aux_loss
+
+
+def apply_gradients(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+                    grad_clip: float) -> None:
+    """Backward, optional grad-norm clipping, optimiser step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+
+
 @torch.no_grad()
 def predict(model: FusionModel, split: SplitTensors, batch_size: int, device: str = "cpu",
             transform: Callable | None = None) -> torch.Tensor:
@@ -151,22 +171,13 @@ def fit(model: FusionModel, data: DatasetTensors, budget: Budget, primary: Metri
         total, seen = 0.0, 0
         for step, batch in enumerate(data.train.batches(budget.batch_size, shuffle)):
             batch = batch.to(device)
-            objective = getattr(model, "training_loss", None)
-            if objective is not None:
-                loss = objective(batch, lambda p, y: task_loss(p, y, target))
-            else:
-                out = model(batch)
-                loss = task_loss(out.pred, batch.y, target) + out.aux_loss
+            loss = batch_loss(model, batch, target)
             if not torch.isfinite(loss):
                 raise DivergedError(
                     f"training loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
                     "lower --lr, raise --grad-clip strength, or check the inputs for extreme values"
                 )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if budget.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), budget.grad_clip)
-            optimizer.step()
+            apply_gradients(model, optimizer, loss, budget.grad_clip)
             total += loss.item() * batch.size
             seen += batch.size
         val_pred = predict(model, data.validation, budget.batch_size, device)

@@ -28,22 +28,12 @@ import _common as common  # noqa: E402
 
 
 def _step_fn(model, optimizer, budget, target):
-    import torch
-
-    from benchmark_core.training import task_loss
+    """The harness's own training step (as in ``benchmark_core.training.fit``)."""
+    from benchmark_core.training import apply_gradients, batch_loss
 
     def step(batch):
-        objective = getattr(model, "training_loss", None)
-        if objective is not None:
-            loss = objective(batch, lambda p, y: task_loss(p, y, target))
-        else:
-            out = model(batch)
-            loss = task_loss(out.pred, batch.y, target) + out.aux_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if budget.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), budget.grad_clip)
-        optimizer.step()
+        loss = batch_loss(model, batch, target)
+        apply_gradients(model, optimizer, loss, budget.grad_clip)
         return loss
 
     return step

@@ -74,6 +74,13 @@ def robustness_curves(frame: Any, test: str = "noise", target: str = "all", metr
             .reset_index())
 
 
+def _panels(plt, n: int, height: float):
+    """A grid of up to three panels per row, one per dataset."""
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    return plt.subplots(rows, cols, figsize=(4.5 * cols, height * rows), squeeze=False)
+
+
 def draw_robustness(curves: Any, out: str | Path, test: str = "noise", target: str = "all") -> Path:
     """One panel per dataset, one line (mean over seeds, band = ± std) per method."""
     import matplotlib
@@ -83,9 +90,7 @@ def draw_robustness(curves: Any, out: str | Path, test: str = "noise", target: s
 
     out = Path(out)
     datasets = sorted(curves["dataset"].unique())
-    cols = min(3, len(datasets))
-    rows = math.ceil(len(datasets) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = _panels(plt, len(datasets), height=3.4)
     for ax, dataset in zip(axes.flat, datasets, strict=False):
         part = curves[curves["dataset"] == dataset]
         for method, line in part.groupby("method", sort=True):
@@ -135,9 +140,7 @@ def _scatter(points: Any, out: str | Path, xlabel: str, logx: bool = False) -> P
 
     out = Path(out)
     datasets = sorted(points["dataset"].unique())
-    cols = min(3, len(datasets))
-    rows = math.ceil(len(datasets) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = _panels(plt, len(datasets), height=3.6)
     for ax, dataset in zip(axes.flat, datasets, strict=False):
         part = points[points["dataset"] == dataset]
         ax.scatter(part["x"], part["y"], s=18)

@@ -26,6 +26,7 @@ import torch
 
 from .data import Batch, SplitTensors
 from .models import FusionModel
+from .training import EVAL_BATCH_SIZE
 
 # Exact EMAP while the grid has at most this many cells (M=2: N <= 512, M=3: N <= 64); a
 # model whose ``encode`` is the identity pays a full forward pass per cell, so its exact
@@ -38,7 +39,7 @@ DEFAULT_PARTNERS = 16
 IDENTITY_PARTNERS = 8
 # Rows per encode call, and the input size (floats) one fuse call may gather.  Moderate
 # chunks are faster than one huge batch on CPU (they stay in cache) and bound memory.
-ENCODE_CHUNK = 256
+ENCODE_CHUNK = EVAL_BATCH_SIZE
 FUSE_FLOATS = 2**21
 MAX_FUSE_ROWS = 2048
 

@@ -125,10 +125,10 @@ def _execute(spec: RunSpec, registry: Registry, progress, started: float) -> Run
     with PeakMemory(spec.budget.device) as memory:
         fitted = fit(model, data, spec.budget, primary, seeds, progress)
     device = spec.budget.device
-    test_pred = predict(model, data.test, spec.budget.batch_size, device)
+    test_pred = predict(model, data.test, device=device)
     val_pred = fitted.best_val_pred
     if val_pred is None:
-        val_pred = predict(model, data.validation, spec.budget.batch_size, device)
+        val_pred = predict(model, data.validation, device=device)
     clean = compute_metrics(test_pred, data.test.y, metrics)
     results = {f"test/{k}": v for k, v in clean.items()}
     results.update({f"val/{k}": v for k, v in compute_metrics(val_pred, data.validation.y, metrics).items()})
@@ -140,6 +140,7 @@ def _execute(spec: RunSpec, registry: Registry, progress, started: float) -> Run
     info = {
         "params": count_parameters(model),
         "train_time_s": fitted.train_time_s,
+        "validation_time_s": fitted.validation_time_s,
         "eval_time_s": time.perf_counter() - eval_started,
         "wall_time_s": time.perf_counter() - started,
         "peak_memory_mb": memory.peak_mb,

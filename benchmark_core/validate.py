@@ -7,7 +7,8 @@ For each registration of the plugin:
   ``spec.supports(task)`` allows; one training step (forward + backward) on a tiny batch;
   the output must be (batch, n_outputs) and finite, every gradient finite; ``encode`` must
   keep modalities independent (changing one modality's input may not change another's
-  encoding), which EMAP and the stress grid rely on;
+  encoding), which EMAP and the stress grid rely on; in eval mode a sample's output must not
+  depend on the other rows of its batch (evaluation batches are not the training batches);
 * datasets: load with their defaults, convert with ``benchmark_core.data.to_tensors``, check
   the declared metrics exist, accept the target kind and score random predictions;
 * metrics: a finite float on random inputs for each declared target kind;
@@ -207,6 +208,24 @@ def _check_encode_independent(model, task: TaskSpec, batch: Batch) -> str | None
     return None
 
 
+def _check_rows_independent(model, task: TaskSpec) -> str | None:
+    """In eval mode a sample's output may not depend on the other rows of its batch: the
+    engine evaluates in batches of ``EVAL_BATCH_SIZE`` whatever ``--batch-size`` is, and the
+    stress grid and EMAP evaluate mixed batches."""
+    model.eval()
+    batch = tiny_batch(task, 2 * BATCH, seed=7)
+    halves = [batch.select(torch.arange(0, BATCH)), batch.select(torch.arange(BATCH, 2 * BATCH))]
+    with torch.no_grad():
+        whole = model(batch).pred
+        split = torch.cat([model(half).pred for half in halves])
+    if whole.shape != split.shape or not torch.allclose(whole, split, rtol=1e-4, atol=1e-5):
+        return ("in eval mode its outputs depend on which other samples share the batch (the same "
+                f"{2 * BATCH} samples scored as one batch and as two halves differ); use running statistics "
+                "in eval mode (e.g. BatchNorm, not per-batch normalisation) so evaluation is independent "
+                "of the batch size")
+    return None
+
+
 def check_method(spec: MethodSpec, tasks: Iterable[TaskSpec] | None = None) -> list[str]:
     """Problems with one method (empty list: it builds, trains a step and encodes correctly)."""
     from .models import FusionModel, Output
@@ -285,6 +304,12 @@ def check_method(spec: MethodSpec, tasks: Iterable[TaskSpec] | None = None) -> l
                 issue = f"encode() raised {_err(exc)}"
             if issue:
                 problems.append(f"{on}: {issue}")
+        try:
+            issue = _check_rows_independent(model, task)
+        except Exception as exc:  # noqa: BLE001
+            issue = f"eval-mode forward raised {_err(exc)}"
+        if issue:
+            problems.append(f"{on}: {issue}")
     return problems
 
 

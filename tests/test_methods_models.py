@@ -91,6 +91,26 @@ def test_encode_treats_modalities_independently(name):
         assert torch.allclose(ea.x[m], em.x[m]), f"{name}: encoding of {m} depends on text"
 
 
+@pytest.mark.parametrize("name", ZOO)
+def test_eval_outputs_do_not_depend_on_the_eval_batch(name):
+    """Validation/test/stress/EMAP evaluate in EVAL_BATCH_SIZE rows, not the training batch
+    size, so a sample's output may not depend on the rows it shares a batch with.  (Equal up
+    to float rounding: a 1-row batch takes a different BLAS kernel; for 2+ rows the CPU
+    outputs are bit-identical on the machines we measured, see docs/performance.md.)"""
+    from benchmark_core.data import SplitTensors
+    from benchmark_core.training import predict
+
+    spec = REGISTRY.method(name)
+    task = TASK3 if spec.supports(TASK3) is None else TaskSpec(TASK3.modalities[:2], TASK3.target)
+    model = build(name, task)
+    batch = random_batch(task, n=23, seed=3)
+    split = SplitTensors(x=batch.x, mask=batch.mask, y=batch.y)
+    whole = predict(model, split)
+    for size in (1, 4, 16):
+        assert torch.allclose(predict(model, split, size), whole, rtol=1e-5, atol=1e-6), \
+            f"{name}: eval batch {size} changes outputs"
+
+
 @pytest.mark.parametrize("name", ["early", "tensor", "lmf", "mult", "mutualformer", "mfm", "mmim", "mag"])
 def test_runs_on_sequence_dataset(name):
     result = execute(RunSpec(name, "synthetic-xor-seq", 0, Budget(epochs=1, batch_size=32),

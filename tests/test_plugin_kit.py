@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmark_core.plugins import get_registry
 from fusebench.testing import run_cli
@@ -205,6 +206,29 @@ def test_validate_plugin_catches_encode_mixing_modalities():
                                        modality_kinds=("vector",)))
     assert len(problems) == 1, problems
     assert "encode() mixes modalities: changing the input of 'm0' changed the encoding of 'm1'" in problems[0]
+
+
+def test_validate_plugin_catches_eval_outputs_that_depend_on_the_batch():
+    from torch import nn
+
+    from benchmark_core.validate import check_method
+    from fusebench import FusionModel, MethodSpec, Output
+
+    class BatchNormalised(FusionModel):
+        """Standardises with the statistics of whatever batch it is given, even in eval mode."""
+
+        def __init__(self, task, hparams):
+            super().__init__(task, hparams)
+            self.head = nn.Linear(sum(m.dim for m in task.modalities), task.target.n_outputs)
+
+        def fuse(self, encoded):
+            h = torch.cat([encoded.x[m] for m in self.modalities], dim=-1)
+            return Output(self.head((h - h.mean(0)) / (h.std(0) + 1e-5)))
+
+    spec = MethodSpec(name="batch-stats", family="early", build=BatchNormalised, modality_kinds=("vector",))
+    problems = check_method(spec)
+    assert problems and all("depend on which other samples share the batch" in p for p in problems), problems
+    assert problems[0].startswith("method 'batch-stats' on 2 vector modalities")
 
 
 def test_the_example_plugins_own_tests_pass(installed_example):

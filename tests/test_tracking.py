@@ -54,6 +54,7 @@ def test_mlflow_holds_one_parent_and_a_child_per_runspec(suite):
         assert params["dataset_options.n"] == "400"
         assert 0.0 <= metrics["test/accuracy"] <= 1.0 and "val/f1_macro" in metrics
         assert metrics["info/params"] > 0 and metrics["info/train_time_s"] > 0
+        assert 0 < metrics["info/validation_time_s"] < metrics["info/train_time_s"]
         curve = client.get_metric_history(child.info.run_id, "epoch/train_loss")
         assert sorted(m.step for m in curve) == [1, 2]
         artifact = Path(client.download_artifacts(child.info.run_id, "spec.json"))

@@ -47,6 +47,7 @@ def test_result_records_budget_bookkeeping(registry):
     assert result.ok, result.traceback
     info = result.info
     assert info["params"] > 0 and info["train_time_s"] > 0 and info["peak_memory_mb"] > 0
+    assert 0 < info["validation_time_s"] < info["train_time_s"]  # part of the training time
     assert 1 <= info["best_epoch"] <= info["epochs_run"] <= 3
     assert len(result.history) == info["epochs_run"]
     assert set(result.history[0]) == {"train_loss", "val_loss", "val_accuracy"}

@@ -69,7 +69,7 @@ def measure(registry, method: str, budget: Budget, evaluation: dict) -> dict[str
     cpu = time.process_time()
     fitted = fit(model, data, budget, metrics["mae"], seeds)
     train_cpu = time.process_time() - cpu
-    clean = compute_metrics(predict(model, data.test, budget.batch_size), data.test.y, metrics)
+    clean = compute_metrics(predict(model, data.test), data.test.y, metrics)
     ctx = EvaluationContext(spec, model, data, registry, seeds, metrics, clean)
     _ENCODED.clear()
     started, cpu = time.perf_counter(), time.process_time()

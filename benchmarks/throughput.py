@@ -51,7 +51,7 @@ def measure_method(registry, method_name: str, data, budget, steps: int, warmup:
 
     from benchmark_core.models import count_parameters
     from benchmark_core.runner import build_model, resolve_hparams
-    from benchmark_core.training import make_optimizer, seed_everything
+    from benchmark_core.training import EVAL_BATCH_SIZE, make_optimizer, seed_everything
 
     method = registry.method(method_name)
     seeds = seed_everything(0, budget.threads)
@@ -79,11 +79,11 @@ def measure_method(registry, method_name: str, data, budget, steps: int, warmup:
     test = data.test
     model.eval()
     with torch.no_grad():
-        model(test.batch(slice(0, budget.batch_size)).to(device))  # warm-up
+        model(test.batch(slice(0, EVAL_BATCH_SIZE)).to(device))  # warm-up
         common.sync(device)
         inferred, started = 0, time.perf_counter()
-        for start in range(0, test.size, budget.batch_size):  # == training.predict
-            batch = test.batch(slice(start, start + budget.batch_size))
+        for start in range(0, test.size, EVAL_BATCH_SIZE):  # == training.predict
+            batch = test.batch(slice(start, start + EVAL_BATCH_SIZE))
             model(batch.to(device)).pred.float().cpu()
             inferred += batch.size
             if time.perf_counter() - started > max_seconds:
@@ -125,6 +125,7 @@ def run(argv: list[str] | None = None) -> dict:
     from benchmark_core.data import load_tensors
     from benchmark_core.plugins import get_registry
     from benchmark_core.specs import Budget
+    from benchmark_core.training import EVAL_BATCH_SIZE
 
     registry = get_registry()
     methods = registry.select("methods", args.methods, "--methods")
@@ -136,13 +137,14 @@ def run(argv: list[str] | None = None) -> dict:
     store = common.MosiShapedData(shapes, quick=args.quick)
     results: dict = {"command": common.command_line("throughput.py", argv), "machine": common.machine(),
                      "device": args.device, "threads": args.threads, "batch_size": args.batch_size,
-                     "shapes": {}}
+                     "eval_batch_size": EVAL_BATCH_SIZE, "shapes": {}}
     try:
         for shape in shapes:
             load_s, data = common.timed(lambda: load_tensors(registry.dataset("mosi"), store.options(shape)))
             path_sps = data_path_sps(data, args.batch_size, 0.2 if args.quick else 1.0)
             print(f"\nMOSI-shaped {shape} ({data.report['sizes']}, {common.STEPS} steps; loaded through the mosi "
-                  f"plugin in {load_s:.1f} s); device {args.device}, {args.threads} threads, batch {args.batch_size}")
+                  f"plugin in {load_s:.1f} s); device {args.device}, {args.threads} threads, training batch "
+                  f"{args.batch_size}, inference batch {EVAL_BATCH_SIZE} (as in the harness)")
             print(f"data path alone (shuffled batches from pre-padded tensors): {path_sps:,.0f} samples/s")
             print(f"{'method':14} {'params':>9} {'train samples/s':>16} {'infer samples/s':>16} {'steps':>6}")
             rows = {}

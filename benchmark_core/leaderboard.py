@@ -27,9 +27,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from .errors import FuseBenchError
-from .robustness import effective_robustness
+from .robustness import HEADLINE, effective_robustness, key_target, parse_stress_key
 from .specs import KNOWN_FAMILIES
-from .stress import HEADLINE, key_target, parse_stress_key
 from .tracking import TAG, Tracker
 
 # The effective-robustness reference (MultiBench): late fusion of the same dataset and seed.

@@ -46,7 +46,7 @@ def robustness_curves(frame: Any, test: str = "noise", target: str = "all", metr
     each method's curve averaged over seeds, with the clean test score at level 0."""
     import pandas as pd
 
-    from .stress import key_target, parse_stress_key
+    from .robustness import key_target, parse_stress_key
 
     rows = []
     for _, run in frame.iterrows():

@@ -5,11 +5,15 @@ robustness is the area under it; effective robustness compares its *shape* with 
 late-fusion curve of the same dataset and seed after shifting both to start at their own
 clean score, so a method is not credited for robustness it owes to a higher clean score.
 See methods-math.md §10 and docs/stress.md.
+
+The metric keys of stress results (``stress/<test>/<target>/<level>/<metric>``) are named and
+parsed here too, free of torch, so the leaderboard and plots can read them without importing it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -63,3 +67,55 @@ def drop(clean: float, score: float, higher_is_better: bool = True) -> float:
 def worst_drop(clean: float, scores: Sequence[float], higher_is_better: bool = True) -> float:
     """The largest degradation over a set of conditions (e.g. every missing subset)."""
     return max(drop(clean, s, higher_is_better) for s in scores)
+
+
+# -- stress metric keys ------------------------------------------------------------------------
+
+PREFIX = "stress"
+# The curve the leaderboard's relative/effective robustness columns summarise.
+HEADLINE = ("noise", "all")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One cell of the grid: a stress test applied to a target at a level."""
+
+    test: str
+    target: str
+    level: float
+
+    @property
+    def key(self) -> str:
+        return f"{PREFIX}/{self.test}/{key_target(self.target)}/{self.level:g}"
+
+
+def key_target(target: str) -> str:
+    """MLflow keys allow neither '+' nor ','; subsets are written ``a.b`` in keys."""
+    return target.replace("+", ".")
+
+
+def stress_key(test: str, target: str, level: float, metric: str) -> str:
+    return f"{Condition(test, target, level).key}/{metric}"
+
+
+def parse_stress_key(key: str) -> tuple[str, str, float, str] | None:
+    """``stress/<test>/<target>/<level>/<metric>`` -> (test, key target, level, metric)."""
+    parts = key.split("/", 4)
+    if len(parts) != 5 or parts[0] != PREFIX:
+        return None
+    try:
+        return parts[1], parts[2], float(parts[3]), parts[4]
+    except ValueError:
+        return None
+
+
+def curve(metrics: Mapping[str, float], test: str, target: str, metric: str,
+          clean: float) -> tuple[list[float], list[float]]:
+    """(levels, scores) of one stressed target from logged metrics, starting at (0, clean)."""
+    points = {0.0: clean}
+    for key, value in metrics.items():
+        parsed = parse_stress_key(key)
+        if parsed and parsed[0] == test and parsed[1] == key_target(target) and parsed[3] == metric:
+            points[parsed[2]] = float(value)
+    levels = sorted(points)
+    return levels, [points[level] for level in levels]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,57 +20,10 @@ import torch
 from .data import Batch, DatasetTensors
 from .emap import ENCODE_CHUNK, cat_batches, encode_batch, fuse_batch, rows
 from .models import FusionModel
-from .robustness import area_under_curve, worst_drop
+from .robustness import (  # noqa: F401 - the key helpers are part of this module's API
+    HEADLINE, PREFIX, Condition, area_under_curve, curve, key_target, parse_stress_key, stress_key, worst_drop,
+)
 from .specs import MetricSpec, StressSpec
-
-PREFIX = "stress"
-# The curve the leaderboard's relative/effective robustness columns summarise.
-HEADLINE = ("noise", "all")
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One cell of the grid: a stress test applied to a target at a level."""
-
-    test: str
-    target: str
-    level: float
-
-    @property
-    def key(self) -> str:
-        return f"{PREFIX}/{self.test}/{key_target(self.target)}/{self.level:g}"
-
-
-def key_target(target: str) -> str:
-    """MLflow keys allow neither '+' nor ','; subsets are written ``a.b`` in keys."""
-    return target.replace("+", ".")
-
-
-def stress_key(test: str, target: str, level: float, metric: str) -> str:
-    return f"{Condition(test, target, level).key}/{metric}"
-
-
-def parse_stress_key(key: str) -> tuple[str, str, float, str] | None:
-    """``stress/<test>/<target>/<level>/<metric>`` -> (test, key target, level, metric)."""
-    parts = key.split("/", 4)
-    if len(parts) != 5 or parts[0] != PREFIX:
-        return None
-    try:
-        return parts[1], parts[2], float(parts[3]), parts[4]
-    except ValueError:
-        return None
-
-
-def curve(metrics: Mapping[str, float], test: str, target: str, metric: str,
-          clean: float) -> tuple[list[float], list[float]]:
-    """(levels, scores) of one stressed target from logged metrics, starting at (0, clean)."""
-    points = {0.0: clean}
-    for key, value in metrics.items():
-        parsed = parse_stress_key(key)
-        if parsed and parsed[0] == test and parsed[1] == key_target(target) and parsed[3] == metric:
-            points[parsed[2]] = float(value)
-    levels = sorted(points)
-    return levels, [points[level] for level in levels]
 
 
 def condition_generator(stress_seed: int, condition: Condition, device: str = "cpu") -> torch.Generator:

@@ -3,6 +3,9 @@ committed leaderboards/ match what `bench publish --from leaderboards/runs.json`
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +96,17 @@ def test_committed_leaderboards_match_what_publish_renders(tmp_path):
         assert (tmp_path / name).read_bytes() == committed, (
             f"leaderboards/{name} differs from what `bench publish --render-only` renders from "
             "leaderboards/runs.json; never hand-edit published numbers, re-run the command.")
+
+
+def test_rendering_a_leaderboard_does_not_import_torch(tmp_path):
+    """Reading and rendering stored results needs pandas, not the training stack."""
+    code = (
+        "import sys\n"
+        "from benchmark_core.cli import main\n"
+        f"code = main(['leaderboard', '--from', {str(PUBLISHED / 'runs.json')!r}, '--out', "
+        f"{str(tmp_path / 'board.md')!r}])\n"
+        "print(__import__('json').dumps([code, 'torch' in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [0, False]
+    assert "| Method" in (tmp_path / "board.md").read_text()

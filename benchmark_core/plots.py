@@ -74,42 +74,48 @@ def robustness_curves(frame: Any, test: str = "noise", target: str = "all", metr
             .reset_index())
 
 
-def _panels(plt, n: int, height: float):
-    """A grid of up to three panels per row, one per dataset."""
-    cols = min(3, n)
-    rows = math.ceil(n / cols)
-    return plt.subplots(rows, cols, figsize=(4.5 * cols, height * rows), squeeze=False)
-
-
-def draw_robustness(curves: Any, out: str | Path, test: str = "noise", target: str = "all") -> Path:
-    """One panel per dataset, one line (mean over seeds, band = ± std) per method."""
+def _save_dataset_panels(frame: Any, out: str | Path, height: float, draw: Any, **savefig: Any) -> Path:
+    """One panel per dataset of ``frame`` (up to three per row): ``draw(ax, part)`` plots that
+    dataset's rows, then the panel gets its title, metric axis label and grid; the figure is
+    written to ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out = Path(out)
-    datasets = sorted(curves["dataset"].unique())
-    fig, axes = _panels(plt, len(datasets), height=3.4)
+    datasets = sorted(frame["dataset"].unique())
+    cols = min(3, len(datasets))
+    rows = math.ceil(len(datasets) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, height * rows), squeeze=False)
     for ax, dataset in zip(axes.flat, datasets, strict=False):
-        part = curves[curves["dataset"] == dataset]
-        for method, line in part.groupby("method", sort=True):
-            line = line.sort_values("level")
-            ax.plot(line["level"], line["mean"], marker="o", markersize=3, label=method)
-            ax.fill_between(line["level"], line["mean"] - line["std"], line["mean"] + line["std"], alpha=0.15)
+        part = frame[frame["dataset"] == dataset]
+        draw(ax, part)
         metric, higher = part["metric"].iloc[0], bool(part["higher_is_better"].iloc[0])
         ax.set_title(dataset)
-        ax.set_xlabel(f"{test} level ({target})" + (" × train std" if test == "noise" else ""))
         ax.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(datasets):]:
         ax.set_visible(False)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150)
+    fig.savefig(out, dpi=150, **savefig)
     plt.close(fig)
     return out
+
+
+def draw_robustness(curves: Any, out: str | Path, test: str = "noise", target: str = "all") -> Path:
+    """One panel per dataset, one line (mean over seeds, band = ± std) per method."""
+
+    def draw(ax, part):
+        for method, line in part.groupby("method", sort=True):
+            line = line.sort_values("level")
+            ax.plot(line["level"], line["mean"], marker="o", markersize=3, label=method)
+            ax.fill_between(line["level"], line["mean"] - line["std"], line["mean"] + line["std"], alpha=0.15)
+        ax.set_xlabel(f"{test} level ({target})" + (" × train std" if test == "noise" else ""))
+        ax.legend(fontsize=7)
+
+    return _save_dataset_panels(curves, out, 3.4, draw)
 
 
 def method_points(frame: Any, x_key: str) -> Any:
@@ -133,33 +139,17 @@ def method_points(frame: Any, x_key: str) -> Any:
 def _scatter(points: Any, out: str | Path, xlabel: str, logx: bool = False) -> Path | None:
     if points.empty:
         return None
-    import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    datasets = sorted(points["dataset"].unique())
-    fig, axes = _panels(plt, len(datasets), height=3.6)
-    for ax, dataset in zip(axes.flat, datasets, strict=False):
-        part = points[points["dataset"] == dataset]
+    def draw(ax, part):
         ax.scatter(part["x"], part["y"], s=18)
         for _, p in part.iterrows():
             ax.annotate(p["method"], (p["x"], p["y"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
         if logx:
             ax.set_xscale("log")
-        ax.set_title(dataset)
         ax.set_xlabel(xlabel)
-        metric, higher = part["metric"].iloc[0], bool(part["higher_is_better"].iloc[0])
-        ax.set_ylabel(f"{metric} ({'higher' if higher else 'lower'} is better)")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(datasets):]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150, metadata={"Software": None} if out.suffix == ".png" else None)
-    plt.close(fig)
-    return out
+
+    return _save_dataset_panels(points, out, 3.6, draw,
+                                metadata={"Software": None} if Path(out).suffix == ".png" else None)
 
 
 def draw_score_vs_emap_gap(frame: Any, out: str | Path) -> Path | None:

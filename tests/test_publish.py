@@ -101,11 +101,11 @@ def test_committed_leaderboards_match_what_publish_renders(tmp_path):
 def test_rendering_a_leaderboard_does_not_import_torch(tmp_path):
     """Reading and rendering stored results needs pandas, not the training stack."""
     code = (
-        "import sys\n"
+        "import json, sys\n"
         "from benchmark_core.cli import main\n"
         f"code = main(['leaderboard', '--from', {str(PUBLISHED / 'runs.json')!r}, '--out', "
         f"{str(tmp_path / 'board.md')!r}])\n"
-        "print(__import__('json').dumps([code, 'torch' in sys.modules]))\n"
+        "print(json.dumps([code, 'torch' in sys.modules]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [0, False]

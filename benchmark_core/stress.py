@@ -20,9 +20,7 @@ import torch
 from .data import Batch, DatasetTensors
 from .emap import ENCODE_CHUNK, cat_batches, encode_batch, fuse_batch, rows
 from .models import FusionModel
-from .robustness import (  # noqa: F401 - the key helpers are part of this module's API
-    HEADLINE, PREFIX, Condition, area_under_curve, curve, key_target, parse_stress_key, stress_key, worst_drop,
-)
+from .robustness import HEADLINE, Condition, area_under_curve, curve, parse_stress_key, worst_drop
 from .specs import MetricSpec, StressSpec
 
 

@@ -9,7 +9,7 @@ from benchmark_core.leaderboard import analysis_table, finished_runs, render_mar
 from benchmark_core.robustness import effective_robustness
 from benchmark_core.runner import RunResult
 from benchmark_core.specs import Budget, RunSpec
-from benchmark_core.stress import stress_key
+from benchmark_core.robustness import stress_key
 from benchmark_core.tracking import Tracker
 
 LEVELS = (0.5, 1.0)

@@ -15,7 +15,7 @@ from benchmark_core.leaderboard import render, runs_frame
 from benchmark_core.publish import TABLE_FILES, export_runs, load_runs, render_all
 from benchmark_core.runner import RunResult
 from benchmark_core.specs import Budget, RunSpec
-from benchmark_core.stress import stress_key
+from benchmark_core.robustness import stress_key
 from benchmark_core.tracking import Tracker
 
 ROOT = Path(__file__).resolve().parents[1]

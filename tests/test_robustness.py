@@ -6,13 +6,15 @@ import pytest
 
 from benchmark_core.robustness import (
     area_under_curve,
+    curve,
     drop,
     effective_robustness,
     minmax_normalise,
     relative_robustness,
+    stress_key,
     worst_drop,
 )
-from benchmark_core.stress import curve, summarise, stress_key
+from benchmark_core.stress import summarise
 
 A, B = (0.8, 0.7, 0.6), (0.75, 0.7, 0.65)  # methods-math.md §10
 

@@ -12,14 +12,8 @@ from benchmark_core.data import dataset_from_arrays, load_tensors
 from benchmark_core.plugins import build_registry
 from benchmark_core.runner import build_model, execute, resolve_hparams
 from benchmark_core.specs import Budget, RunSpec, SpecError
-from benchmark_core.stress import (
-    Condition,
-    GridEvaluator,
-    condition_generator,
-    corrupt,
-    parse_stress_key,
-    stress_key,
-)
+from benchmark_core.robustness import Condition, parse_stress_key, stress_key
+from benchmark_core.stress import GridEvaluator, condition_generator, corrupt
 from benchmark_core.training import compute_metrics, predict, seed_everything
 from plugins.stress import drop_steps, gaussian_noise, missing_conditions, remove
 

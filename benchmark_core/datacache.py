@@ -6,7 +6,15 @@ The cache key is a SHA-256 over the *contents* of every source file plus the con
 options and reader version — never over paths or the ``datasets`` fingerprint, which
 ``from_generator`` computes from its arguments and so returns stale data after a source
 file is rewritten (harness-anchors §6).  Re-hashing multi-GB files on every run is avoided
-by remembering each file's digest next to its (size, mtime, inode).
+by remembering each file's digest next to its (size, mtime, ctime, inode) *and* a sampled
+content check (16 blocks of 64 KiB spread over the file): an in-place edit that restores
+size, mtime and inode still changes the ctime, and a copy whose timestamps were carried
+over still fails the sample, so a memoised digest is trusted only when both agree.
+
+A cache entry records the size and sampled digest of every file it saved; an entry whose
+files no longer match (a truncated or overwritten Arrow file, a half-deleted folder) or that
+fails to open is rebuilt from the sources, and if it cannot be removed the error names the
+folder to delete.
 
 Location: ``$FUSEBENCH_CACHE_DIR`` or ``~/.fusebench/cache``; delete it to reclaim space.
 """
@@ -27,6 +35,8 @@ from typing import Any
 
 import datasets
 
+from .errors import DataError
+
 log = logging.getLogger("fusebench.data")
 
 META = "fusebench.json"
@@ -45,21 +55,48 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_digest(path: str | os.PathLike[str], root: Path | None = None) -> str:
-    """SHA-256 of a file's content, memoised by (size, mtime_ns, inode) under ``root``."""
-    path = Path(path).resolve()
+SAMPLE_BLOCK = 1 << 16
+SAMPLE_BLOCKS = 16
+
+
+def content_sample(path: Path) -> str:
+    """SHA-256 of the size plus 16 blocks of 64 KiB spread evenly over the file (the first
+    and last included): at most 1 MiB read whatever the file size, so it can run on every
+    load, and it changes with any edit that touches a sampled block."""
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as fh:
+        if size <= SAMPLE_BLOCK * SAMPLE_BLOCKS:
+            digest.update(fh.read())
+        else:
+            last = size - SAMPLE_BLOCK
+            for k in range(SAMPLE_BLOCKS):
+                fh.seek(last * k // (SAMPLE_BLOCKS - 1))
+                digest.update(fh.read(SAMPLE_BLOCK))
+    return digest.hexdigest()
+
+
+def _stamp(path: Path) -> list[int]:
     stat = path.stat()
-    stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ino]
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+
+
+def file_digest(path: str | os.PathLike[str], root: Path | None = None) -> str:
+    """SHA-256 of a file's content, memoised under ``root``; the memo is used only while the
+    file's (size, mtime, ctime, inode) and its sampled content both still match."""
+    path = Path(path).resolve()
+    stamp = _stamp(path)
     memo_file = (root or cache_root()) / _DIGESTS
     try:
         memo = json.loads(memo_file.read_text())
     except (OSError, ValueError):
         memo = {}
     entry = memo.get(str(path))
-    if entry and entry.get("stamp") == stamp:
+    sample = content_sample(path)
+    if entry and entry.get("stamp") == stamp and entry.get("sample") == sample:
         return entry["sha256"]
     value = _hash_file(path)
-    memo[str(path)] = {"stamp": stamp, "sha256": value}
+    memo[str(path)] = {"stamp": stamp, "sample": sample, "sha256": value}
     _atomic_write(memo_file, json.dumps(memo, indent=0, sort_keys=True))
     return value
 
@@ -101,6 +138,49 @@ class CachedDataset:
     report: dict[str, Any] = field(default_factory=dict)
 
 
+def _manifest(folder: Path) -> dict[str, list]:
+    """Every saved file (but the metadata) -> [size, sampled digest]: a cheap fingerprint of
+    the entry itself, checked on every hit."""
+    return {str(p.relative_to(folder)): [p.stat().st_size, content_sample(p)]
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != META}
+
+
+def _open_entry(target: Path) -> tuple[datasets.DatasetDict, dict[str, Any]] | str:
+    """The saved DatasetDict and its report, or why the entry cannot be trusted."""
+    try:
+        meta = json.loads((target / META).read_text())
+    except (OSError, ValueError) as exc:
+        return f"its {META} is unreadable ({type(exc).__name__})"
+    expected = meta.get("manifest")
+    if expected is None:
+        return "it was written by an older FuseBench without a file manifest"
+    found = _manifest(target)
+    if found != expected:
+        changed = sorted(set(found) ^ set(expected) | {k for k in found if k in expected and found[k] != expected[k]})
+        return f"its files changed since they were written ({', '.join(changed[:5])})"
+    try:
+        return datasets.load_from_disk(str(target)), meta.get("report", {})
+    except Exception as exc:  # noqa: BLE001 - any failure to open means: rebuild
+        return f"it cannot be opened ({type(exc).__name__}: {exc})"
+
+
+def _discard(target: Path, reason: str) -> None:
+    """Move a bad entry aside and delete it; if that is impossible, say which folder to delete."""
+    log.warning("converted-data cache entry %s is discarded and rebuilt: %s", target, reason)
+    aside = target.with_name(f".{target.name}.discarded.{os.getpid()}")
+    try:
+        os.replace(target, aside)
+    except FileNotFoundError:  # another process discarded it first
+        return
+    except OSError as exc:
+        raise DataError(
+            f"The converted-data cache entry {target} is unusable ({reason}) and cannot be removed "
+            f"({exc}). Delete that folder (rm -r '{target}') and run the command again; it is rebuilt "
+            "from the source files."
+        ) from None
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def cached(
     name: str,
     key: Mapping[str, Any],
@@ -117,10 +197,12 @@ def cached(
     fp = fingerprint(key, files, root)
     target = root / "datasets" / name / fp[:16]
     meta_file = target / META
-    if meta_file.exists():
-        meta = json.loads(meta_file.read_text())
-        log.info("%s: reusing converted data %s", name, target)
-        return CachedDataset(datasets.load_from_disk(str(target)), fp, target, True, meta.get("report", {}))
+    if target.exists():
+        opened = _open_entry(target)
+        if not isinstance(opened, str):
+            log.info("%s: reusing converted data %s", name, target)
+            return CachedDataset(opened[0], fp, target, True, opened[1])
+        _discard(target, opened)
     data, report = build()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{fp[:16]}."))
@@ -128,7 +210,8 @@ def cached(
         with _quiet_progress():
             data.save_to_disk(str(tmp))
         meta = {"dataset": name, "fingerprint": fp, "key": dict(key),
-                "files": [str(Path(f).resolve()) for f in files], "report": dict(report)}
+                "files": [str(Path(f).resolve()) for f in files], "report": dict(report),
+                "manifest": _manifest(tmp)}
         (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
         try:
             os.replace(tmp, target)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,16 @@ class Expected:
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     first_steps: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # split -> mod -> sample 0 real steps
     ids: dict[str, list[str]] = field(default_factory=dict)
-    nonfinite: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIMS, 0))
+    nonfinite: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIMS, 0))  # kept (real steps)
+    dropped_nonfinite: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIMS, 0))  # in padding
+    junk_samples: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIMS, 0))  # non-zero beyond lengths
+
+
+def real_region(lengths: np.ndarray, steps: int, side: str) -> np.ndarray:
+    """(N, T) True on the real steps of ``side``-padded sequences with these lengths."""
+    t = np.arange(steps)[None, :]
+    lengths = np.asarray(lengths)[:, None]
+    return t >= steps - lengths if side == "left" else t < lengths
 
 
 def _real_steps(rng: np.random.Generator, length: int, dim: int) -> np.ndarray:
@@ -39,8 +49,10 @@ def _sentiment(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def write_mult(folder: Path, stem: str = "mosi", *, aligned: bool = True, n: tuple[int, int, int] = (12, 6, 6),
-               seed: int = 0, iemocap: bool = False) -> Expected:
-    """MulT pickle: left zero padding, -inf in audio, 3-D labels, per-sample bytes ids."""
+               seed: int = 0, iemocap: bool = False, sides: Mapping[str, str] | None = None) -> Expected:
+    """MulT pickle: zero padding (left, as MulT's files, unless ``sides`` says otherwise per
+    modality), -inf in audio, 3-D labels, per-sample bytes ids."""
+    sides = {**dict.fromkeys(DIMS, "left"), **(sides or {})}
     rng = np.random.default_rng(seed)
     steps = {"text": 8, "audio": 8, "vision": 8} if aligned else {"text": 8, "audio": 12, "vision": 10}
     data, expected = {}, Expected()
@@ -52,15 +64,16 @@ def write_mult(folder: Path, stem: str = "mosi", *, aligned: bool = True, n: tup
             t = steps[m]
             lens = shared if aligned else rng.integers(1, t + 1, size=size)
             array = np.zeros((size, t, dim), dtype=np.float32)
+            real = real_region(lens, t, sides[m])
             for i, length in enumerate(lens):
-                array[i, t - length:] = _real_steps(rng, length, dim)
-            if m == "audio":  # COVAREP -inf, inside real steps only
-                array[0, -1, 0] = -np.inf
-                array[size - 1, -1, 1] = -np.inf
+                array[i, real[i]] = _real_steps(rng, length, dim)
+            if m == "audio":  # COVAREP -inf, on the real step next to the padding
+                for i, column in ((0, 0), (size - 1, 1)):
+                    array[i, t - 1 if sides[m] == "left" else lens[i] - 1, column] = -np.inf
                 expected.nonfinite[m] += 2
             fields[m] = array
             lengths[m] = np.asarray(lens)
-            first[m] = array[0, t - lens[0]:]
+            first[m] = array[0, real[0]]
         if iemocap:
             hot = rng.integers(0, 2, size=(size, 4))
             fields["labels"] = np.eye(2, dtype=np.float32)[hot]  # (N, 4, 2)
@@ -80,8 +93,14 @@ def write_mult(folder: Path, stem: str = "mosi", *, aligned: bool = True, n: tup
     return expected
 
 
-def write_mmsa(folder: Path, *, aligned: bool = False, n: tuple[int, int, int] = (10, 5, 5), seed: int = 1) -> Expected:
-    """MMSA pickle: right padding, *_lengths authoritative, garbage beyond them, BERT mask."""
+def write_mmsa(folder: Path, *, aligned: bool = False, n: tuple[int, int, int] = (10, 5, 5), seed: int = 1,
+               sides: Mapping[str, str] | None = None, junk_every: int = 1, nonfinite: bool = False) -> Expected:
+    """MMSA pickle: *_lengths, a BERT mask for text, padding at the back unless ``sides`` says
+    otherwise per modality (CMU-derived arrays are padded at the front).  Audio and vision
+    keep non-zero garbage beyond their lengths in every ``junk_every``-th sample (0: none);
+    text is zero beyond its mask.  ``nonfinite``: -inf on two real audio steps and on one
+    garbage step (which must be dropped and reported)."""
+    sides = {**dict.fromkeys(DIMS, "right"), **(sides or {})}
     rng = np.random.default_rng(seed)
     steps = {"text": 7, "audio": 9, "vision": 11} if not aligned else dict.fromkeys(DIMS, 7)
     data, expected = {}, Expected()
@@ -92,13 +111,23 @@ def write_mmsa(folder: Path, *, aligned: bool = False, n: tuple[int, int, int] =
             lens = rng.integers(1, t + 1, size=size)
             lens[0] = max(1, t - 2)
             array = rng.normal(size=(size, t, dim)).astype(np.float64) * 100  # garbage everywhere
-            if m == "text":
-                for i, length in enumerate(lens):
-                    array[i, length:] = 0.0  # BERT features are zero beyond the mask
+            real = real_region(lens, t, sides[m])
+            junk = np.zeros(size, bool) if m == "text" or not junk_every else np.arange(size) % junk_every == 0
+            junk &= lens < t
+            array[~real & ~junk[:, None]] = 0.0  # padding is zero except in the junk samples
+            expected.junk_samples[m] += int(junk.sum())
+            if nonfinite and m == "audio":
+                for i, column in ((0, 0), (size - 1, 1)):
+                    array[i, t - 1 if sides[m] == "left" else lens[i] - 1, column] = -np.inf
+                expected.nonfinite[m] += 2
+                if junk.any():
+                    i = int(np.flatnonzero(junk)[0])
+                    array[i, 0 if sides[m] == "left" else t - 1, 2] = -np.inf
+                    expected.dropped_nonfinite[m] += 1
             fields[m] = array
             lengths[m] = lens
-            first[m] = array[0, :lens[0]].astype(np.float32)
-        mask = (np.arange(steps["text"])[None, :] < lengths["text"][:, None]).astype(np.float64)
+            first[m] = array[0, real[0]].astype(np.float32)
+        mask = real_region(lengths["text"], steps["text"], sides["text"]).astype(np.float64)
         fields["text_bert"] = np.stack([mask * 101, mask, np.zeros_like(mask)], axis=1)
         fields["audio_lengths"], fields["vision_lengths"] = list(lengths["audio"]), list(lengths["vision"])
         labels = _sentiment(rng, size)

@@ -6,7 +6,7 @@ Every format reader returns ``{split: SplitArrays}`` with ragged (T_i, D) float3
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,14 @@ def id_string(value: Any) -> str:
     if isinstance(value, np.generic):
         return id_string(value.item())
     return str(value)
+
+
+def at_rows(rows: np.ndarray, ids: Sequence[str] | None = None) -> str:
+    """'rows [..] (ids [..])' for an error message: at most 10, so the user can find them."""
+    shown = rows[:10].tolist()
+    more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+    named = f" (ids {[ids[i] for i in shown]})" if ids is not None else ""
+    return f"rows {shown}{named}{more}"
 
 
 def check_sizes(where: str, **sizes: int) -> None:

@@ -238,7 +238,9 @@ def _align(labels: Csd, feats: Mapping[str, Csd], fold_of: Mapping[str, str], co
                             "files cover the labelled videos.")
     splits = {
         split: SplitArrays({m: b[m] for m in feats},
-                           profile.labels(np.asarray(b["labels"], dtype=np.float32), str(labels.path)),
+                           profile.labels(np.asarray(b["labels"], dtype=np.float32),
+                                          f"{labels.path} split {split!r} field '{labels.root}/data/*/features' "
+                                          f"column {column}", b["ids"]),
                            b["ids"])
         for split, b in rows.items()
     }

@@ -27,7 +27,7 @@ from .profiles import MODALITIES, AffectProfile
 
 log = logging.getLogger("fusebench.data")
 
-READER_VERSION = 1  # bump when a reader's output changes, so caches rebuild
+READER_VERSION = 2  # bump when a reader's output changes, so caches rebuild
 COMMON_OPTIONS: dict[str, Any] = {"data_dir": None, "format": "auto", "aligned": "auto", "padding": "auto"}
 CSD_OPTIONS: dict[str, Any] = {"csd_labels": None, "csd_text": None, "csd_audio": None, "csd_vision": None,
                                "folds": "standard", "label_column": 0}

@@ -2,10 +2,11 @@
 
 Layout: ``{"train"|"valid"|"test": {"text", "audio", "vision": (N, T, D),
 "regression_labels": (N,), "audio_lengths", "vision_lengths": (N,), "text_bert":
-(N, 3, T), "id": str, ...}}``, padded at the back.  ``*_lengths`` are authoritative (frames
-beyond them are not always zero); text length comes from ``text_lengths`` or the BERT
-attention mask (``text_bert[:, 1]``); a modality with neither falls back to zero-step
-detection.
+(N, 3, T), "id": str, ...}}``.  ``*_lengths`` say *how many* steps are real (frames beyond
+them are not always zero); text length comes from ``text_lengths`` or the BERT attention
+mask (``text_bert[:, 1]``).  They do not say *which side* is padding: MMSA's own arrays are
+padded at the back, arrays derived from CMU/MulT data at the front, even next to lengths,
+so the side is decided per modality from the data (:mod:`.padding`).
 """
 
 from __future__ import annotations
@@ -20,57 +21,52 @@ from benchmark_core import safe_pickle
 from benchmark_core.errors import DataError
 
 from .convert import Converted, SplitArrays, check_sizes, dense_features, id_string, require, research_splits
-from .padding import Side, detect_side, lengths_from_mask, real_steps, strip
+from .padding import Part, convert, given_lengths
 from .profiles import MODALITIES, AffectProfile
 
 FILE_NAMES = {True: "aligned_50.pkl", False: "unaligned_50.pkl"}
 
 
-def _given_lengths(fields: Mapping[str, Any], modality: str, where: str) -> np.ndarray | None:
+def _part(fields: Mapping[str, Any], modality: str, array: np.ndarray, where: str) -> tuple[Part, str]:
+    """The modality's Part with its given lengths (if any) and where the lengths came from."""
+    n, steps = array.shape[:2]
     if f"{modality}_lengths" in fields:
-        return np.asarray(fields[f"{modality}_lengths"]).astype(np.int64).reshape(-1)
+        field = f"{modality}_lengths"
+        lengths, beyond = given_lengths(fields[field], steps, n, f"{where} field {field!r}")
+        return Part(array, lengths, beyond), field
     if modality == "text" and "text_bert" in fields:
         bert = np.asarray(fields["text_bert"])
         if bert.ndim != 3 or bert.shape[1] < 2:
             raise DataError(f"{where} field 'text_bert' has shape {bert.shape}; expected (N, 3, T) "
                             "with the attention mask in row 1.")
-        return (bert[:, 1] > 0).sum(axis=1).astype(np.int64)
-    return None
+        lengths, beyond = given_lengths((bert[:, 1] > 0).sum(axis=1), steps, n, f"{where} field 'text_bert'")
+        return Part(array, lengths, beyond), "text_bert attention mask"
+    return Part(array), "zero padding"
 
 
 def read(path: Path, profile: AffectProfile, aligned: bool, padding: str) -> Converted:
     splits = research_splits(safe_pickle.load(path), path, "MMSA")
     fix = "An MMSA file holds 'text', 'audio', 'vision', 'regression_labels' per split (MMSA README §2)."
-    out: dict[str, SplitArrays] = {}
-    sources: dict[str, str] = {}
-    pending: list[tuple[str, str, np.ndarray, np.ndarray]] = []  # modalities without lengths
+    parts: dict[str, dict[str, Part]] = {m: {} for m in MODALITIES}
+    sources: dict[str, dict[str, list[str]]] = {m: {} for m in MODALITIES}
+    labels, ids = {}, {}
     for split, fields in splits.items():
         where = f"{path} split {split!r}"
         mods = {m: dense_features(require(fields, m, where, fix), f"{where} field {m!r}") for m in MODALITIES}
-        labels = profile.labels(require(fields, "regression_labels", where, fix), f"{where} field 'regression_labels'")
         raw_ids = fields.get("id")
-        ids = [id_string(v) for v in raw_ids] if raw_ids is not None else [f"{split}[{i}]" for i in range(len(labels))]
-        check_sizes(where, regression_labels=len(labels), id=len(ids), **{m: len(a) for m, a in mods.items()})
-        seqs: dict[str, list[np.ndarray]] = {}
+        n = len(mods["text"])
+        ids[split] = [id_string(v) for v in raw_ids] if raw_ids is not None else [f"{split}[{i}]" for i in range(n)]
+        labels[split] = profile.labels(require(fields, "regression_labels", where, fix),
+                                       f"{where} field 'regression_labels'",
+                                       ids[split] if len(ids[split]) == n else None)
+        check_sizes(where, regression_labels=len(labels[split]), id=len(ids[split]),
+                    **{m: len(a) for m, a in mods.items()})
         for m, array in mods.items():
-            lengths = _given_lengths(fields, m, where)
-            if lengths is None:
-                pending.append((split, m, array, real_steps(array)))
-                sources[m] = "zero padding"
-                continue
-            check_sizes(f"{where} field '{m}_lengths'", lengths=len(lengths), **{m: len(array)})
-            seqs[m] = strip(array, lengths, "right")
-            sources[m] = "lengths"
-        out[split] = SplitArrays(seqs, labels, ids)
-    side: Side = "right"
-    if padding in ("left", "right"):
-        side = padding
-    elif pending:
-        side = detect_side([mask for *_, mask in pending])
-    for split, m, array, mask in pending:
-        out[split].modalities[m] = strip(array, lengths_from_mask(mask, side), side)
-    for arrays in out.values():  # restore the canonical column order
-        arrays.modalities = {m: arrays.modalities[m] for m in MODALITIES}
-    report = {"format": "mmsa", "file": path.name, "aligned": aligned, "length_source": sources,
-              "padding_without_lengths": side if pending else None}
-    return out, report
+            parts[m][split], source = _part(fields, m, array, where)
+            sources[m].setdefault(source, []).append(split)
+    described = {m: next(iter(s)) if len(s) == 1 else "; ".join(f"{k} ({', '.join(v)})" for k, v in s.items())
+                 for m, s in sources.items()}
+    seqs, report = convert(parts, file=str(path), option=padding, option_name=f"{profile.name}.padding",
+                           default="right", sources=described)
+    out = {split: SplitArrays(seqs[split], labels[split], ids[split]) for split in splits}
+    return out, {"format": "mmsa", "file": path.name, "aligned": aligned, **report}

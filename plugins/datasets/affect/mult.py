@@ -1,22 +1,22 @@
 """MulT / CMU "seq_length_50" pickles: ``<stem>_data.pkl`` (aligned), ``<stem>_data_noalign.pkl``.
 
 Layout: ``{"train"|"valid"|"test": {"vision", "audio", "text": (N, T, D), "labels": 3-D,
-"id": per-sample bytes}}`` with zero padding at the front.  In the aligned file every
-modality shares the word steps, so one length per sample (steps where any modality is
-non-zero) is used for all three; unaligned modalities get their own lengths.
+"id": per-sample bytes}}`` (IEMOCAP files have no ``id``), zero padding at the front as
+MulT's authors state (yaohungt/Multimodal-Transformer#3) - but the side is still decided per
+modality from the data (:mod:`.padding`), since converted copies differ.  In the aligned
+file every modality shares the word steps, so a sample's length is where any modality of
+the same side is non-zero; unaligned modalities get their own lengths.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from benchmark_core import safe_pickle
 from benchmark_core.errors import DataError
 
 from .convert import Converted, SplitArrays, check_sizes, dense_features, id_string, require, research_splits
-from .padding import detect_side, lengths_from_mask, real_steps, strip
+from .padding import Part, convert
 from .profiles import MODALITIES, AffectProfile
 
 
@@ -27,36 +27,29 @@ def file_names(profile: AffectProfile) -> dict[bool, str]:
 
 def read(path: Path, profile: AffectProfile, aligned: bool, padding: str) -> Converted:
     splits = research_splits(safe_pickle.load(path), path, "MulT")
-    dense, labels, ids = {}, {}, {}
+    parts: dict[str, dict[str, Part]] = {m: {} for m in MODALITIES}
+    labels, ids = {}, {}
     for split, fields in splits.items():
         where = f"{path} split {split!r}"
         fix = "A MulT file holds 'vision', 'audio', 'text', 'labels' (and 'id') per split."
-        dense[split] = {m: dense_features(require(fields, m, where, fix), f"{where} field {m!r}") for m in MODALITIES}
-        labels[split] = profile.labels(require(fields, "labels", where, fix), f"{where} field 'labels'")
-        n = len(labels[split])
+        dense = {m: dense_features(require(fields, m, where, fix), f"{where} field {m!r}") for m in MODALITIES}
         raw_ids = fields.get("id")
+        n = len(dense["text"])
         ids[split] = [id_string(v) for v in raw_ids] if raw_ids is not None else [f"{split}[{i}]" for i in range(n)]
-        check_sizes(where, labels=n, id=len(ids[split]), **{m: len(a) for m, a in dense[split].items()})
-        steps = {m: a.shape[1] for m, a in dense[split].items()}
+        labels[split] = profile.labels(require(fields, "labels", where, fix), f"{where} field 'labels'",
+                                       ids[split] if len(ids[split]) == n else None)
+        check_sizes(where, labels=len(labels[split]), id=len(ids[split]), **{m: len(a) for m, a in dense.items()})
+        steps = {m: a.shape[1] for m, a in dense.items()}
         if aligned and len(set(steps.values())) > 1:
             raise DataError(
                 f"{where}: an aligned MulT file gives every modality the same number of steps, "
                 f"found {steps}. This looks like an unaligned file: name it "
                 f"{file_names(profile)[False]} or pass --dataset-option {profile.name}.aligned=false."
             )
-    masks = {s: {m: real_steps(a) for m, a in mods.items()} for s, mods in dense.items()}
-    side = padding if padding in ("left", "right") else detect_side(
-        [m for mods in masks.values() for m in mods.values()])
-    out, empty = {}, 0
-    for split, mods in dense.items():
-        if aligned:
-            shared = lengths_from_mask(np.logical_or.reduce(list(masks[split].values())), side)
-            lengths = dict.fromkeys(mods, shared)
-        else:
-            lengths = {m: lengths_from_mask(masks[split][m], side) for m in mods}
-        empty += int(sum((lengths[m] == 0).sum() for m in mods))
-        out[split] = SplitArrays({m: strip(a, lengths[m], side) for m, a in mods.items()}, labels[split], ids[split])
-    report = {"format": "mult", "file": path.name, "aligned": aligned, "padding": side,
-              "empty_sequences_kept_as_one_zero_step": empty}
-    return out, report
-
+        for m, array in dense.items():
+            parts[m][split] = Part(array)
+    source = "steps where any modality is non-zero (aligned)" if aligned else "zero padding"
+    seqs, report = convert(parts, file=str(path), option=padding, option_name=f"{profile.name}.padding",
+                           default="left", sources=dict.fromkeys(MODALITIES, source), aligned=aligned)
+    out = {split: SplitArrays(seqs[split], labels[split], ids[split]) for split in splits}
+    return out, {"format": "mult", "file": path.name, "aligned": aligned, **report}

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
 
 import numpy as np
 
 from benchmark_core import TargetSpec
 from benchmark_core.errors import DataError
+
+from .convert import at_rows
 
 MODALITIES = ("text", "audio", "vision")
 EMOTIONS = ("neutral", "happy", "sad", "angry")
@@ -22,26 +26,68 @@ IEMOCAP_METRICS = tuple(f"{m}_{e}" for e in EMOTIONS for m in ("acc", "f1")) + (
 Folds = Mapping[str, Sequence[str]]
 
 
-def sentiment_labels(raw: np.ndarray, where: str) -> np.ndarray:
-    """(N,), (N, 1), MulT (N, 1, 1) or (N, 1, 7) -> (N,) float32 sentiment in [-3, 3]."""
-    raw = np.asarray(raw, dtype=np.float32)
-    if raw.ndim == 0 or raw.size == 0:
-        raise DataError(f"{where}: labels are empty or scalar (shape {raw.shape}); expected one "
-                        "sentiment score per sample, e.g. shape (N, 1, 1).")
-    flat = raw.reshape(len(raw), -1)
-    return flat[:, 0].copy()  # MOSEI (N, 1, 7): sentiment first, then six emotions
+class LabelReader(Protocol):
+    """(raw labels, "file split 'x' field 'y'", sample ids) -> labels in the dataset's encoding."""
+
+    def __call__(self, raw: Any, where: str, ids: Sequence[str] | None = None) -> np.ndarray: ...
 
 
-def iemocap_labels(raw: np.ndarray, where: str) -> np.ndarray:
-    """MulT (N, 4, 2) per-emotion one-hot -> (N, 4) 0/1 via argmax(-1), order N, H, S, A."""
-    raw = np.asarray(raw)
-    if raw.ndim != 3 or raw.shape[1:] != (4, 2):
+def _numeric(raw: Any, where: str) -> np.ndarray:
+    array = np.asarray(raw)
+    if array.dtype.kind not in "fiub" or array.ndim == 0 or array.size == 0:
+        raise DataError(f"{where}: labels have dtype {array.dtype} and shape {array.shape}; expected "
+                        "a non-empty numeric array with one entry per sample.")
+    return array
+
+
+def _require_finite(values: np.ndarray, where: str, ids: Sequence[str] | None) -> None:
+    """Labels cannot be repaired like feature values (replacing NaN by 0 invents a neutral
+    sentiment), and the engine would only see them after conversion, without the file."""
+    bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+    if len(bad):
+        raise DataError(f"{where}: {len(bad)} non-finite labels (NaN/inf) at {at_rows(bad, ids)}. A label "
+                        "cannot be repaired like a feature value; fix or drop those samples in the file "
+                        "(or take the file again from its source).")
+
+
+def sentiment_labels(raw: Any, where: str, ids: Sequence[str] | None = None, *,
+                     emotions: bool = False) -> np.ndarray:
+    """(N,), (N, 1), MulT (N, 1, 1) - and with ``emotions`` MOSEI's (N, 1, 7): sentiment
+    first, then six emotions - -> (N,) float32 sentiment.  Exactly these shapes: taking
+    "column 0 of anything" would silently accept a file holding other labels."""
+    array = _numeric(raw, where)
+    n = len(array)
+    accepted = [(n,), (n, 1), (n, 1, 1)] + ([(n, 1, 7)] if emotions else [])
+    if array.shape not in accepted:
+        extra = (" and (N, 1, 7) (MOSEI: sentiment, then happy, sad, anger, surprise, disgust, fear)"
+                 if emotions else "")
         raise DataError(
-            f"{where}: IEMOCAP labels have shape {raw.shape}; the MulT protocol expects "
+            f"{where}: labels have shape {array.shape}; the accepted shapes are (N,), (N, 1), (N, 1, 1) "
+            f"(one sentiment score per sample){extra}. This file holds other labels; use the "
+            "sentiment labels of the MulT/MMSA/SDK release (docs/datasets.md, Accepted formats)."
+        )
+    values = array.reshape(n, -1)[:, 0].astype(np.float32)
+    _require_finite(values, where, ids)
+    return values
+
+
+def iemocap_labels(raw: Any, where: str, ids: Sequence[str] | None = None) -> np.ndarray:
+    """MulT (N, 4, 2) per-emotion one-hot -> (N, 4) 0/1 via argmax(-1), order N, H, S, A.
+    A tied pair ([0, 0], [1, 1]) is an error: argmax would silently read it as class 0."""
+    array = _numeric(raw, where)
+    if array.ndim != 3 or array.shape[1:] != (4, 2):
+        raise DataError(
+            f"{where}: IEMOCAP labels have shape {array.shape}; the MulT protocol expects "
             "(N, 4, 2) - one 2-way one-hot per emotion in the order Neutral, Happy, Sad, "
             "Angry. Use the MulT iemocap_data.pkl / iemocap_data_noalign.pkl files."
         )
-    return raw.argmax(axis=-1).astype(np.int64)
+    _require_finite(array, where, ids)
+    tied = np.flatnonzero((array[..., 0] == array[..., 1]).any(axis=1))
+    if len(tied):
+        raise DataError(f"{where}: {len(tied)} samples have an emotion whose 2-way label is tied "
+                        f"(e.g. [0, 0]) at {at_rows(tied, ids)}, so it says neither absent nor present. "
+                        "Each emotion needs a one-hot pair; fix or drop those samples in the file.")
+    return array.argmax(axis=-1).astype(np.int64)
 
 
 def mosi_std_folds(video_ids: Sequence[str]) -> Folds:
@@ -78,7 +124,7 @@ class AffectProfile:
     mult_stem: str
     formats: tuple[str, ...]
     target: TargetSpec
-    labels: Callable[[np.ndarray, str], np.ndarray]
+    labels: LabelReader
     metrics: tuple[str, ...]
     primary_metric: str
     reference: str
@@ -103,7 +149,8 @@ MOSI = AffectProfile(
 )
 MOSEI = AffectProfile(
     name="mosei", title="CMU-MOSEI", mult_stem="mosei_senti", formats=("mult", "mmsa", "csd"),
-    target=SENTIMENT, labels=sentiment_labels, metrics=SENTIMENT_METRICS, primary_metric="mae",
+    target=SENTIMENT, labels=partial(sentiment_labels, emotions=True), metrics=SENTIMENT_METRICS,
+    primary_metric="mae",
     reference="Zadeh et al., ACL 2018 (CMU-MOSEI)",
     how_to_obtain=(
         "MulT pickles mosei_senti_data.pkl / mosei_senti_data_noalign.pkl (Multimodal-"

@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--allow-mixed-metrics", action="store_true",
                        help="aggregate runs even if a dataset's metric variants or primary metric differ")
     board.add_argument("--allow-mixed", action="store_true", help="both --allow-mixed-data and --allow-mixed-metrics")
+    board.add_argument("--latest-data", action="store_true",
+                       help="per dataset, show only runs on its newest data version (content hash)")
     _add_tracking(board)
 
     add_plot_parser(sub)
@@ -155,7 +157,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     specs = make_plan(registry, methods, datasets, args.seeds, budget, parse_hparams(args.hparam),
                       dataset_options, evaluation, on_skip=lambda msg: print(f"note: {msg}", file=sys.stderr))
     print(f"Planned {len(specs)} runs ({len(methods)} methods x {len(datasets)} datasets x "
-          f"{len(args.seeds)} seeds); tracking at {tracker.uri}, experiment fusebench/{args.suite}.")
+          f"{len(set(args.seeds))} seeds); tracking at {tracker.uri}, experiment fusebench/{args.suite}.")
     runs_bar = tqdm(total=len(specs), desc="runs", unit="run", file=sys.stderr, disable=None)
 
     def progress(spec):
@@ -232,7 +234,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     metrics = [m for m in (args.metrics or "").split(",") if m] or None
     text = render(frame, fmt, suite, datasets=datasets, metrics=metrics, rank=args.rank, group=not args.no_group,
                   allow_mixed_data=args.allow_mixed_data or args.allow_mixed,
-                  allow_mixed_metrics=args.allow_mixed_metrics or args.allow_mixed)
+                  allow_mixed_metrics=args.allow_mixed_metrics or args.allow_mixed, latest_data=args.latest_data)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -214,9 +214,32 @@ def _labels_to_numpy(table, target: TargetSpec, where: str) -> np.ndarray:
     import pyarrow as pa
 
     if pa.types.is_list(arr.type) or pa.types.is_fixed_size_list(arr.type):
-        y = arr.flatten().to_numpy(zero_copy_only=False).reshape(len(arr), -1)
+        flat = arr.flatten()
+        if flat.null_count:
+            raise DataError(f"{where}: {flat.null_count} missing values inside column {LABEL!r}; drop those rows.")
+        y = flat.to_numpy(zero_copy_only=False)
+        if y.size % max(len(arr), 1):
+            raise DataError(f"{where}: column {LABEL!r} holds label lists of different lengths; every row "
+                            f"needs exactly {target.n_outputs} value(s).")
+        y = y.reshape(len(arr), -1)
     else:
         y = arr.to_numpy(zero_copy_only=False)
+    per_row = y.shape[1] if y.ndim == 2 else 1
+    if per_row != target.n_outputs and not (target.kind == "multiclass" and per_row == 1):
+        raise DataError(
+            f"{where}: column {LABEL!r} has {per_row} value(s) per row, but the dataset's target "
+            f"({target.kind}, n_outputs={target.n_outputs}) needs "
+            f"{1 if target.kind == 'multiclass' else target.n_outputs}. Fix the loader's label column "
+            "(e.g. pick the right label column) or the DatasetSpec's target; FuseBench never guesses "
+            "which column is meant."
+        )
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        bad = np.flatnonzero(~np.isfinite(y.reshape(len(y), -1)).all(axis=1))
+        raise DataError(
+            f"{where}: {len(bad)} row(s) have non-finite labels (NaN/inf) in column {LABEL!r}, at rows "
+            f"{bad[:10].tolist()}{' ...' if len(bad) > 10 else ''}. A label cannot be repaired like a "
+            "feature value; drop those rows or fix the source file."
+        )
     if target.kind == "multiclass":
         y = y.astype(np.int64).reshape(-1)
         if y.size and (y.min() < 0 or y.max() >= target.n_outputs):
@@ -246,7 +269,7 @@ def to_tensors(spec: DatasetSpec, dsd: datasets.DatasetDict) -> DatasetTensors:
         )
     modalities = tuple(infer_modality(m, train_features[m], where) for m in spec.modalities)
     task = TaskSpec(modalities=modalities, target=spec.target)
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(task.to_json().encode())
     splits, nonfinite = {}, {m: 0 for m in spec.modalities}
     for split in SPLITS:
         ds = dsd[split]
@@ -286,11 +309,17 @@ def to_tensors(spec: DatasetSpec, dsd: datasets.DatasetDict) -> DatasetTensors:
 _CACHE: dict[str, DatasetTensors] = {}
 
 
-def load_tensors(spec: DatasetSpec, options: Mapping[str, object] | None = None) -> DatasetTensors:
-    """Load (once per process and option set) and convert a dataset."""
+def load_tensors(spec: DatasetSpec, options: Mapping[str, object] | None = None,
+                 reload: bool = False) -> DatasetTensors:
+    """Load (once per process and option set) and convert a dataset.
+
+    ``reload`` bypasses the in-process cache: the planner uses it so that a long-lived
+    process (a notebook, a test) plans on the files as they are now, never on what it read
+    earlier; runs then reuse that fresh copy and check its hash against their plan.
+    """
     opts = {**spec.defaults, **(options or {})}
     key = f"{spec.name}:{json.dumps(opts, sort_keys=True, default=str)}"
-    if key not in _CACHE:
+    if reload or key not in _CACHE:
         loaded = spec.load(opts)
         dsd, loader_report = loaded if isinstance(loaded, tuple) else (loaded, None)
         if not isinstance(dsd, datasets.DatasetDict):

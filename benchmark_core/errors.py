@@ -34,3 +34,7 @@ class DuplicateRegistrationError(FuseBenchError):
 
 class DataError(FuseBenchError):
     """A dataset file is missing or malformed."""
+
+
+class OutputError(FuseBenchError):
+    """A method's model returned output of the wrong shape (the engine checks every step)."""

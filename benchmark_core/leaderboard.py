@@ -102,20 +102,36 @@ def _variants(row: pd.Series) -> tuple[str, str]:
     return (str(row.get("primary_metric")), "" if variants is None or pd.isna(variants) else str(variants))
 
 
-def finished_runs(frame: pd.DataFrame, allow_mixed_data: bool = False, allow_mixed_metrics: bool = False) -> pd.DataFrame:
-    """Latest finished run per spec_hash; refuses to mix data versions or metric variants of one dataset."""
+def _data_versions(done: pd.DataFrame, dataset: str) -> str:
+    """'hash (N runs, newest START)' for each data version of one dataset, newest first."""
+    rows = done[done["dataset"] == dataset].groupby("data_hash")["start_time"].agg(["size", "max"])
+    rows = rows.sort_values("max", ascending=False)
+    return ", ".join(f"{h} ({n} run{'s' * (n != 1)}, newest {pd.to_datetime(t, unit='ms'):%Y-%m-%d %H:%M})"
+                     for h, (n, t) in rows.iterrows())
+
+
+def finished_runs(frame: pd.DataFrame, allow_mixed_data: bool = False, allow_mixed_metrics: bool = False,
+                  latest_data: bool = False) -> pd.DataFrame:
+    """Latest finished run per spec_hash; refuses to mix data versions or metric variants of one
+    dataset.  ``latest_data`` keeps, per dataset, only the runs on the data version (content
+    hash) of its most recent run: after a data file changed and the suite was re-run, the
+    old results stay in the store but leave the table."""
     if frame.empty:
         return frame
     done = canonical(frame[frame["status"] == "finished"]).sort_values("start_time", kind="stable")
     done = done.drop_duplicates("spec_hash", keep="last")
+    if latest_data:
+        newest = done.groupby("dataset")["data_hash"].last()
+        done = done[done["data_hash"].fillna("") == done["dataset"].map(newest).fillna("")]
     if not allow_mixed_data:
         hashes = done.groupby("dataset")["data_hash"].nunique()
         mixed = sorted(hashes[hashes > 1].index)
         if mixed:
+            versions = "; ".join(f"{d}: {_data_versions(done, d)}" for d in mixed)
             raise FuseBenchError(
-                f"Results for dataset(s) {mixed} were computed on different data (several data "
-                "content hashes). Re-run them on one version, use a separate --suite, or pass "
-                "--allow-mixed-data to aggregate anyway."
+                f"Results for dataset(s) {mixed} were computed on different data (data content hashes: "
+                f"{versions}). Pass --latest-data to show only each dataset's newest data version, re-run "
+                "into a separate --suite, or pass --allow-mixed-data to aggregate anyway."
             )
     if not allow_mixed_metrics:
         seen: dict[str, set[tuple[str, str]]] = {}
@@ -251,8 +267,22 @@ def _analysis_cells(long: pd.DataFrame) -> pd.DataFrame:
                "Metric": f"{r['metric']} {_arrow(bool(r['higher_is_better']))}"}
         for title, (name, _) in ANALYSIS_COLUMNS.items():
             row[title] = _fmt(r[f"{name}_mean"], r[f"{name}_std"], int(r[f"{name}_n"]))
+        if r.get("emap_mc") and row["EMAP gap"] != "—":
+            row["EMAP gap"] += f" (MC se {r['emap_se']:.4f})"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _emap_uncertainty(group: pd.DataFrame, metric: str) -> dict[str, Any]:
+    """Whether any run's EMAP was Monte Carlo, and the Monte-Carlo standard error of the seed
+    mean of its gap: sqrt(sum of the runs' squared errors) / runs (independent estimates)."""
+    partners = group.get("emap/n_partners")
+    se = group.get(f"emap/gap_se/{metric}")
+    mc = bool(partners is not None and (partners.fillna(0) > 0).any())
+    if not mc or se is None or se.notna().sum() == 0:
+        return {"emap_mc": mc, "emap_se": float("nan")}
+    values = se.dropna().to_numpy(dtype=float)
+    return {"emap_mc": True, "emap_se": float(np.sqrt((values ** 2).sum()) / len(values))}
 
 
 def _analysis_long(frame: pd.DataFrame, datasets: Sequence[str] | None = None,
@@ -275,6 +305,7 @@ def _analysis_long(frame: pd.DataFrame, datasets: Sequence[str] | None = None,
             values = ers[metric].loc[group.index] if template is None else group.get(template.format(m=metric))
             mean, std, n = _stats(values) if values is not None else (float("nan"), float("nan"), 0)
             row.update({f"{name}_mean": mean, f"{name}_std": std, f"{name}_n": n})
+        row.update(_emap_uncertainty(group, metric))
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
@@ -383,7 +414,7 @@ def _ranking(long: pd.DataFrame, metrics: Mapping[str, Sequence[str]], rank: str
     for dataset, part in long.groupby("dataset", sort=True):
         if dataset not in metrics:
             continue
-        part = part[(part["metric"] == metrics[dataset][0]) & (part["n"] > 0)]
+        part = part[(part["metric"] == metrics[dataset][0]) & (part["n"] > 0) & part["mean"].notna()]
         if part.empty:
             continue
         total += 1
@@ -403,7 +434,8 @@ def _ranking(long: pd.DataFrame, metrics: Mapping[str, Sequence[str]], rank: str
 
 def build_board(frame: pd.DataFrame, suite: str = "default", datasets: Sequence[str] | None = None,
                 metrics: Sequence[str] | None = None, rank: str = "mean-rank", group: bool = True,
-                allow_mixed_data: bool = False, allow_mixed_metrics: bool = False) -> Board:
+                allow_mixed_data: bool = False, allow_mixed_metrics: bool = False,
+                latest_data: bool = False) -> Board:
     """The pure core: a runs frame (from MLflow or a stored export) -> a :class:`Board`."""
     if rank not in RANKINGS:
         raise FuseBenchError(f"--rank must be one of {', '.join(RANKINGS)}, got {rank!r}.")
@@ -416,7 +448,7 @@ def build_board(frame: pd.DataFrame, suite: str = "default", datasets: Sequence[
         if unknown:
             raise FuseBenchError(f"No runs for dataset(s) {unknown} in suite {suite!r}; it has: {', '.join(known) or 'none'}.")
     wanted = list(datasets) if datasets else known
-    done = finished_runs(frame, allow_mixed_data, allow_mixed_metrics)
+    done = finished_runs(frame, allow_mixed_data, allow_mixed_metrics, latest_data)
     if not done.empty:
         done = done[done["dataset"].isin(wanted)]
     chosen = select_metrics(done, wanted, metrics) if not done.empty else {}
@@ -430,16 +462,21 @@ def build_board(frame: pd.DataFrame, suite: str = "default", datasets: Sequence[
                                                if attempts["primary_metric"].notna().any() else "?"]):
                 col = f"test/{metric}"
                 mean, std, n = _stats(group_done[col]) if col in group_done else (float("nan"), float("nan"), 0)
+                undefined = int(group_done[col].isna().sum()) if col in group_done else 0
+                if undefined:  # a seed's value is undefined (e.g. corr of a constant prediction): so is the mean
+                    mean, std, n = float("nan"), float("nan"), n + undefined
                 rows.append({
                     "family": ref["family"].iloc[0], "method": method, "dataset": dataset, "metric": metric,
                     "higher_is_better": bool(ref["higher_is_better"].iloc[0]), "mean": mean, "std": std, "n": n,
-                    "planned": planned, "seeds": ",".join(str(int(s)) for s in sorted(group_done["seed"])),
+                    "planned": planned, "undefined": undefined,
+                    "seeds": ",".join(str(int(s)) for s in sorted(group_done["seed"])),
                     "params": _stats(group_done.get("info/params", pd.Series(dtype=float)))[0],
                     "train_time_s": _stats(group_done.get("info/train_time_s", pd.Series(dtype=float)))[0],
                     "peak_memory_mb": _stats(group_done.get("info/peak_memory_mb", pd.Series(dtype=float)))[0],
                 })
     long = pd.DataFrame(rows, columns=["family", "method", "dataset", "metric", "higher_is_better", "mean", "std",
-                                       "n", "planned", "seeds", "params", "train_time_s", "peak_memory_mb"])
+                                       "n", "planned", "undefined", "seeds", "params", "train_time_s",
+                                       "peak_memory_mb"])
     analysis = _analysis_long(done, wanted, chosen) if not done.empty else pd.DataFrame()
     failures = _failures(frame, wanted) if not frame.empty else pd.DataFrame(
         columns=["family", "method", "dataset", "seed", "status", "error"])
@@ -450,9 +487,17 @@ def build_board(frame: pd.DataFrame, suite: str = "default", datasets: Sequence[
 
 # -- display tables ------------------------------------------------------------------------------
 
+UNDEFINED_CELL = "— (undefined)"
+UNDEFINED_NOTE = ("— (undefined): the metric is undefined for at least one seed, e.g. the Pearson correlation of a "
+                  "constant prediction (as MMSA reports it); such cells are not averaged over the other seeds and "
+                  "not ranked")
+
+
 def _main_cell(mean: float, std: float, n: int, planned: int) -> str:
     if n == 0:
         return f"no result (0/{planned} seeds)"
+    if math.isnan(mean):
+        return UNDEFINED_CELL
     cell = f"{mean:.4f} ± {std:.4f}"
     if n < planned:
         return cell + f" ({n}/{planned} seeds)"
@@ -544,12 +589,15 @@ def footer_items(board: Board) -> list[str]:
         f"data hashes: {hashes}",
         f"metrics: {variants}",
         "Cells: test-split metric, mean ± std over seeds (n/planned seeds where some did not finish)",
-    ]
+    ] + ([UNDEFINED_NOTE] if "undefined" in board.long and (board.long["undefined"] > 0).any() else [])
 
 
 ANALYSIS_NOTE = (
     "Shown metric, mean ± std over seeds. EMAP: score of the model's empirical multimodally-additive "
-    "projection; EMAP gap: how much worse that is than the model (> 0: it uses cross-modal interactions). "
+    "projection; EMAP gap: how much worse that is than the model (> 0: it uses cross-modal interactions); "
+    "\"MC se\" marks a Monte-Carlo EMAP (too many modalities or samples for the exact grid) and gives the "
+    "Monte-Carlo standard error of the seed mean, which applies to the EMAP score too (common random "
+    "numbers: exactly 0 for additive models). "
     "Missing (mean): mean score over every removed-modality subset. Relative rob.: area under the "
     "score-vs-noise-level curve (noise on all modalities, clean at level 0) over the level range. "
     f"Effective rob.: MultiBench ER against `{REFERENCE_METHOD}` of the same dataset and seed (> 0: degrades "

@@ -17,6 +17,7 @@ from torch import nn
 
 from .data import Batch
 from .encoders import UnimodalEncoders, mlp_head
+from .errors import OutputError
 from .specs import TaskSpec
 
 # Hyper-parameters every method shares unless it overrides them (recorded per run).
@@ -91,6 +92,31 @@ class RepresentationFusion(FusionModel):
     def fuse(self, encoded: Batch) -> Output:
         reps = [encoded.x[m] for m in self.modalities]
         return Output(self.head(self.fusion(reps)))
+
+
+def prediction_problem(pred: Any, rows: int, target: Any) -> str | None:
+    """Why ``pred`` is not a valid model output for ``rows`` samples of ``target``, or None.
+
+    One sentence shared by the engine (every training step and every prediction) and
+    ``bench validate-plugin``, so a plugin author sees the same words in both places.
+    """
+    expected = (rows, target.n_outputs)
+    if isinstance(pred, torch.Tensor) and tuple(pred.shape) == expected:
+        return None
+    shape = tuple(pred.shape) if isinstance(pred, torch.Tensor) else type(pred).__name__
+    return f"output pred has shape {shape}; expected {expected} = (batch size, target n_outputs)"
+
+
+def check_prediction(pred: Any, rows: int, target: Any, model: nn.Module) -> None:
+    """Raise :class:`OutputError` (the run fails and is not ranked) on a wrong-shaped output:
+    a (B, 3) output for a 2-class task would otherwise train and score as if valid."""
+    problem = prediction_problem(pred, rows, target)
+    if problem:
+        raise OutputError(
+            f"{type(model).__name__}: {problem}. The run is stopped rather than scored; make the "
+            "method's build() size its output layer from task.target.n_outputs (check it with "
+            "`bench validate-plugin`)."
+        )
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -42,6 +42,7 @@ class EvaluationContext:
     seeds: RunSeeds
     metrics: Mapping[str, Any]
     clean: Mapping[str, float]
+    primary: str = ""  # the dataset's primary metric (EMAP's precision target is set on it)
 
 
 @dataclass
@@ -119,6 +120,13 @@ def _execute(spec: RunSpec, registry: Registry, progress, started: float) -> Run
     dataset = registry.dataset(spec.dataset)
     seeds = seed_everything(spec.seed, spec.budget.threads)
     data = load_tensors(dataset, spec.dataset_options)
+    if spec.data_hash and data.data_hash != spec.data_hash:
+        raise FuseBenchError(
+            f"dataset {spec.dataset!r} changed after this run was planned: the plan was made on data "
+            f"with content hash {spec.data_hash}, the files now give {data.data_hash}. The result would "
+            "not belong to its plan, so the run stops here; re-run the same command to plan (and "
+            "train) on the current data."
+        )
     metrics = {name: registry.metric(name) for name in dataset.metrics}
     primary = metrics[dataset.primary_metric]
     model = build_model(method, data, spec.hparams, seeds)
@@ -133,7 +141,7 @@ def _execute(spec: RunSpec, registry: Registry, progress, started: float) -> Run
     results = {f"test/{k}": v for k, v in clean.items()}
     results.update({f"val/{k}": v for k, v in compute_metrics(val_pred, data.validation.y, metrics).items()})
     eval_started = time.perf_counter()
-    context = EvaluationContext(spec, model, data, registry, seeds, metrics, clean)
+    context = EvaluationContext(spec, model, data, registry, seeds, metrics, clean, dataset.primary_metric)
     for name, evaluator in EVALUATORS.items():
         if spec.evaluation.get(name, True):
             results.update(evaluator(context))

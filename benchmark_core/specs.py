@@ -347,7 +347,10 @@ class RunSpec(_Spec):
     """One unit of work: train ``method`` on ``dataset`` with ``seed`` under ``budget``.
 
     Plain data only, so it pickles to any worker; ``spec_hash`` identifies the run across
-    invocations (a finished run with the same hash is skipped).
+    invocations (a finished run with the same hash is skipped).  The identity covers
+    everything that determines the numbers: the resolved ``dataset_options`` (every
+    conversion option, defaults included) and ``data_hash``, the content hash of the data the
+    planner loaded, so a changed data file is a different run, never a stale skip.
     """
 
     method: str
@@ -358,6 +361,7 @@ class RunSpec(_Spec):
     dataset_options: Mapping[str, Any] = field(default_factory=dict)
     evaluation: Mapping[str, Any] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)
+    data_hash: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:

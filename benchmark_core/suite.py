@@ -58,8 +58,10 @@ def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str
               on_skip: Callable[[str], None] | None = None) -> list[RunSpec]:
     """Every supported (dataset, method, seed) as a RunSpec with resolved hyper-parameters.
 
-    Datasets are loaded once here to check each method supports their modalities; an
-    unsupported pair is reported through ``on_skip`` and left out.
+    Datasets are loaded once here to check each method supports their modalities (an
+    unsupported pair is reported through ``on_skip`` and left out) and to fix the run's data
+    identity: the resolved loader options and the content hash of what they loaded.  Repeated
+    seeds are planned once.
     """
     if not seeds:
         raise FuseBenchError("The seed list is empty; pass --seeds 0 or --seeds 0,1,2.")
@@ -72,11 +74,12 @@ def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str
     specs = []
     for dataset_name in datasets:
         dataset = registry.dataset(dataset_name)
-        options = dict((dataset_options or {}).get(dataset_name, {}))
+        options = {**dataset.defaults, **(dataset_options or {}).get(dataset_name, {})}
         try:
-            task = load_tensors(dataset, options).task
+            tensors = load_tensors(dataset, options, reload=True)
+            task, data_hash = tensors.task, tensors.data_hash
         except Exception as exc:  # noqa: BLE001 - the runs fail and record why; the suite goes on
-            task = None
+            task, data_hash = None, ""
             if on_skip:
                 on_skip(f"dataset {dataset_name} failed to load ({type(exc).__name__}: {exc}); "
                         "its runs will be recorded as failed")
@@ -98,10 +101,26 @@ def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str
             }
             for seed in seeds:
                 specs.append(RunSpec(method_name, dataset_name, int(seed), budget, resolved, options,
-                                     dict(evaluation or {}), versions))
+                                     dict(evaluation or {}), versions, data_hash))
     if unused_shared and specs:
         raise FuseBenchError(f"--hparam {sorted(unused_shared)}: no selected method has such a hyper-parameter.")
-    return specs
+    return unique_specs(specs, on_skip)
+
+
+def unique_specs(specs: Sequence[RunSpec], on_skip: Callable[[str], None] | None = None) -> list[RunSpec]:
+    """The specs with repeats (same ``spec_hash``, e.g. ``--seeds 0,0``) removed, order kept: a
+    run is one unit of work and one MLflow record, never trained twice in one plan."""
+    seen: dict[str, RunSpec] = {}
+    repeats: list[str] = []
+    for spec in specs:
+        if spec.spec_hash in seen:
+            repeats.append(spec.label)
+        else:
+            seen[spec.spec_hash] = spec
+    if repeats and on_skip:
+        on_skip(f"{len(repeats)} repeated run(s) planned once (identical spec, e.g. a seed listed twice): "
+                f"{', '.join(dict.fromkeys(repeats))}")
+    return list(seen.values())
 
 
 @contextlib.contextmanager
@@ -137,6 +156,7 @@ def run_suite(registry: Registry, specs: Sequence[RunSpec], tracker: Tracker, ex
               command: str = "bench run", echo: Callable[[str], None] = print,
               progress=None, on_result: Callable[[RunResult], None] | None = None) -> SuiteReport:
     """Execute the specs not already finished in the tracker; log each result as it arrives."""
+    specs = unique_specs(specs, echo)
     report = SuiteReport(planned=len(specs))
     finished = tracker.finished_hashes()
     todo = []

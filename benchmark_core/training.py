@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import DatasetTensors, SplitTensors
-from .models import FusionModel
+from .models import FusionModel, check_prediction
 from .specs import Budget, MetricSpec, TargetSpec
 
 STREAMS = ("init", "shuffle", "stress", "emap")
@@ -90,6 +90,7 @@ def batch_loss(model: FusionModel, batch, target: TargetSpec) -> torch.Tensor:
     if objective is not None:
         return objective(batch, lambda p, y: task_loss(p, y, target))
     out = model(batch)
+    check_prediction(out.pred, batch.size, target, model)
     return task_loss(out.pred, batch.y, target) + out.aux_loss
 
 
@@ -113,7 +114,9 @@ def predict(model: FusionModel, split: SplitTensors, batch_size: int = EVAL_BATC
         batch = split.batch(slice(start, start + batch_size))
         if transform is not None:
             batch = transform(batch, start)
-        outputs.append(model(batch.to(device)).pred.float().cpu())
+        pred = model(batch.to(device)).pred
+        check_prediction(pred, batch.size, model.task.target, model)
+        outputs.append(pred.float().cpu())
     return torch.cat(outputs)
 
 

@@ -228,7 +228,7 @@ def _check_rows_independent(model, task: TaskSpec) -> str | None:
 
 def check_method(spec: MethodSpec, tasks: Iterable[TaskSpec] | None = None) -> list[str]:
     """Problems with one method (empty list: it builds, trains a step and encodes correctly)."""
-    from .models import FusionModel, Output
+    from .models import FusionModel, Output, prediction_problem
     from .runner import resolve_hparams
     from .training import task_loss
 
@@ -267,11 +267,9 @@ def check_method(spec: MethodSpec, tasks: Iterable[TaskSpec] | None = None) -> l
             problems.append(f"{on}: forward returned {type(out).__name__}; it must return "
                             "benchmark_core.models.Output(pred=...)")
             continue
-        expected = (batch.size, task.target.n_outputs)
-        if not isinstance(out.pred, torch.Tensor) or tuple(out.pred.shape) != expected:
-            shape = tuple(out.pred.shape) if isinstance(out.pred, torch.Tensor) else type(out.pred).__name__
-            problems.append(f"{on}: output pred has shape {shape}; expected {expected} = "
-                            "(batch size, target n_outputs)")
+        shape_problem = prediction_problem(out.pred, batch.size, task.target)
+        if shape_problem:
+            problems.append(f"{on}: {shape_problem}")
             continue
         if not _finite(out.pred):
             problems.append(f"{on}: the output contains NaN or infinite values")

@@ -43,9 +43,12 @@ def mse(y_true, y_pred):
 
 
 def pearson(y_true, y_pred):
+    """Pearson correlation; NaN (undefined) when either side is constant.  Reporting 0.0 there,
+    as some code does, would rank a collapsed model above a negatively correlated one; MMSA
+    reports NaN too."""
     truth, pred = np.asarray(y_true, dtype=np.float64).reshape(-1), regression_values(y_pred)
     if truth.std() == 0 or pred.std() == 0:
-        return 0.0
+        return float("nan")
     return float(np.corrcoef(pred, truth)[0, 1])
 
 
@@ -58,4 +61,4 @@ def register_metrics(register):
                         "Support-weighted mean of per-class F1 (sklearn, y_true first)."))
     register(MetricSpec("mae", mae, False, ("regression",), "Mean absolute error (unclipped)."))
     register(MetricSpec("mse", mse, False, ("regression",), "Mean squared error."))
-    register(MetricSpec("corr", pearson, True, ("regression",), "Pearson correlation of prediction and truth."))
+    register(MetricSpec("corr", pearson, True, ("regression",), "Pearson correlation of prediction and truth (undefined, NaN, for a constant prediction)."))

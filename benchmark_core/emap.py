@@ -11,17 +11,28 @@ cross-modal interactions.
 
 Cost control: each modality is encoded once (``model.encode``) and only ``model.fuse`` runs
 on index-broadcast combinations; row/column sums are streamed, so the N^M grid is never
-materialised.  When N^M exceeds ``max_exact`` the marginals are estimated by Monte Carlo:
-for every sample i and modality m, ``partners`` index tuples for the *other* modalities
-are drawn independently per modality (product measure), which is unbiased for each
-marginal and costs N * M * partners evaluations.
+materialised.  When N^M exceeds ``max_exact`` the projection is estimated by Monte Carlo
+with *common random numbers*: for each sample i, P partner index tuples J^p are drawn once
+(each position uniform over the N samples, the product measure) and shared by every term,
+
+    f_hat(i) = sum_m mean_p f(J^p with position m set to i)  -  (M - 1) * mean_p f(J^p).
+
+Each term is unbiased for its counterpart in the formula above, and because all terms see
+the same partners, the contributions of the *other* modalities cancel exactly for every
+additive model (f = sum_m g_m(x_m)): the estimate equals f at any P.  It costs
+N * (M + 1) * P evaluations.  The partners are split into ``GROUPS`` equal groups; the
+delete-one-group jackknife over them gives the Monte-Carlo standard error of any metric of
+the projection, and ``partners="auto"`` keeps adding partners until that error is small
+enough (see :func:`emap`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .data import Batch, SplitTensors
@@ -33,10 +44,14 @@ from .training import EVAL_BATCH_SIZE
 # limit is 16 times smaller (M=2: N <= 128).
 EXACT_MAX_EVALS = 2**18
 IDENTITY_EXACT_DIVISOR = 16
-# Monte-Carlo partners per (sample, modality) beyond that: fewer when ``encode`` is the
-# identity, since each evaluation is then a full forward pass (sequence-level methods).
-DEFAULT_PARTNERS = 16
-IDENTITY_PARTNERS = 8
+# Monte Carlo: partners per sample come in ``GROUPS`` equal groups (the jackknife's
+# replicates); the first round draws ``GROUPS`` partners, later rounds add partners until
+# the standard error reaches the target or the evaluation budget is spent.  The budget is
+# smaller when ``encode`` is the identity, since each evaluation is then a full forward pass
+# (sequence-level methods).
+GROUPS = 16
+MAX_EVALS = 2**21
+IDENTITY_MAX_EVALS = 2**17
 # Rows per encode call, and the input size (floats) one fuse call may gather.  Moderate
 # chunks are faster than one huge batch on CPU (they stay in cache) and bound memory.
 ENCODE_CHUNK = EVAL_BATCH_SIZE
@@ -46,13 +61,45 @@ MAX_FUSE_ROWS = 2048
 
 @dataclass(frozen=True)
 class EmapResult:
-    """The projection ``f_hat`` and the model's own outputs ``f`` on the evaluation rows."""
+    """The projection ``f_hat`` and the model's own outputs ``f`` on the evaluation rows.
+
+    For a Monte-Carlo estimate, ``group_sums`` holds, per partner group g, the sum over that
+    group's partners of each sample's per-partner estimate; ``projection`` is their total
+    divided by ``partners``, and :meth:`replicates` gives the delete-one-group estimates the
+    jackknife standard error is computed from.
+    """
 
     projection: torch.Tensor  # (S, C) float64
     original: torch.Tensor    # (S, C) float32
     index: torch.Tensor       # (S,) rows of the split that formed the evaluation set
-    partners: int             # 0: exact; else Monte-Carlo partners per (sample, modality)
+    partners: int             # 0: exact; else Monte-Carlo partners per sample
     evaluations: int          # fuse evaluations spent
+    group_sums: torch.Tensor | None = None  # (GROUPS, S, C) float64, Monte Carlo only
+
+    @property
+    def exact(self) -> bool:
+        return self.partners == 0
+
+    def replicates(self) -> list[torch.Tensor]:
+        """Delete-one-group projections (empty for an exact result)."""
+        if self.group_sums is None:
+            return []
+        groups = self.group_sums.shape[0]
+        total = self.group_sums.sum(dim=0)
+        kept = self.partners - self.partners // groups
+        return [(total - g) / kept for g in self.group_sums]
+
+
+def jackknife_se(estimate: float, replicates: Sequence[float]) -> float:
+    """Delete-one-group jackknife standard error of a statistic (0 for an exact result;
+    NaN when a replicate's statistic is undefined)."""
+    if not replicates:
+        return 0.0
+    values = np.asarray(replicates, dtype=np.float64)
+    if not np.isfinite(values).all() or not np.isfinite(estimate):
+        return float("nan")
+    g = len(values)
+    return float(np.sqrt((g - 1) / g * ((values - values.mean()) ** 2).sum()))
 
 
 # -- the projection on an explicit grid (reference implementation, used by tests) --------------
@@ -135,27 +182,34 @@ def _exact_tuples(n: int, m: int, rows: int) -> Iterator[tuple[torch.Tensor, ...
         yield tuple(reversed(index))
 
 
-def _sampled_tuples(n: int, m: int, partners: int, rows: int,
-                    generator: torch.Generator) -> Iterator[tuple[int, tuple[torch.Tensor, ...]]]:
-    """For each modality k: every sample i repeated ``partners`` times at position k, the
-    other positions drawn uniformly and independently.  Yields (k, tuple) blocks."""
-    own = torch.arange(n).repeat_interleave(partners)
-    for k in range(m):
-        others = [own if j == k else torch.randint(n, own.shape, generator=generator) for j in range(m)]
-        for start in range(0, own.numel(), rows):
-            yield k, tuple(t[start:start + rows] for t in others)
+def _partner_tuples(n: int, m: int, partners: int, generator: torch.Generator) -> torch.Tensor:
+    """(n * partners, m): for every sample (row-major, its partners consecutive), one tuple
+    of partner indices, each position uniform and independent (product measure)."""
+    return torch.randint(n, (n * partners, m), generator=generator)
+
+
+def _default_budget(n: int, m: int, identity: bool, max_evals: int | None) -> int:
+    """Most partners per sample the evaluation budget allows (a multiple of GROUPS)."""
+    budget = max_evals if max_evals is not None else (IDENTITY_MAX_EVALS if identity else MAX_EVALS)
+    return max(GROUPS, budget // (n * (m + 1)) // GROUPS * GROUPS)
 
 
 @torch.no_grad()
 def emap(model: FusionModel, split: SplitTensors, *, generator: torch.Generator,
-         samples: int | None = None, partners: int | None = None, device: str = "cpu",
-         max_exact: int = EXACT_MAX_EVALS, encoded: Batch | None = None) -> EmapResult:
+         samples: int | None = None, partners: int | str | None = None, device: str = "cpu",
+         max_exact: int = EXACT_MAX_EVALS, encoded: Batch | None = None,
+         standard_error: Callable[[EmapResult], float] | None = None, target_se: float = 0.01,
+         max_evals: int | None = None) -> EmapResult:
     """EMAP of ``model`` on ``split`` (or on a seeded random subset of ``samples`` rows).
 
-    Exact when (rows)^M <= ``max_exact`` and ``partners`` is not given, else Monte Carlo with
-    ``partners`` draws per (sample, modality): by default ``DEFAULT_PARTNERS``, or
-    ``IDENTITY_PARTNERS`` for models whose ``encode`` is the identity.  ``encoded`` may
-    pass the split's clean encodings when the caller already has them.
+    Exact when (rows)^M <= ``max_exact`` and ``partners`` is not given.  Otherwise Monte
+    Carlo with common random numbers: ``partners`` (an int, rounded up to a multiple of
+    ``GROUPS``) fixes the number of partners per sample; ``None``/``"auto"`` starts with
+    ``GROUPS`` partners and, while ``standard_error(result)`` exceeds ``target_se``, adds
+    partners (aiming at the target with the 1/sqrt(P) law) until the evaluation budget
+    (``max_evals``, default ``MAX_EVALS`` or ``IDENTITY_MAX_EVALS`` for models whose
+    ``encode`` is the identity) is spent.  ``encoded`` may pass the split's clean encodings
+    when the caller already has them.
     """
     model.eval()
     n_all = split.size
@@ -169,35 +223,53 @@ def emap(model: FusionModel, split: SplitTensors, *, generator: torch.Generator,
     mods = list(encoded.x)
     n, m = index.numel(), len(mods)
     identity = type(model).encode is FusionModel.encode
-    if partners is None and n ** m <= (max_exact // IDENTITY_EXACT_DIVISOR if identity else max_exact):
-        partners = 0
-    elif partners is None:
-        partners = IDENTITY_PARTNERS if identity else DEFAULT_PARTNERS
     original = fuse_batch(model, encoded)
-    n_out = original.shape[1]
-    sums = torch.zeros(m, n, n_out, dtype=torch.float64)
-    total = torch.zeros(n_out, dtype=torch.float64)
     step, dev = fuse_rows(encoded), _device(encoded)
-    evaluations = 0
 
-    def evaluate(tuple_index: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        nonlocal evaluations, total
+    def fuse(tuple_index: Sequence[torch.Tensor]) -> torch.Tensor:
         picked = encoded.select({mod: t.to(dev) for mod, t in zip(mods, tuple_index, strict=True)})
-        out = model.fuse(picked).pred.detach().to("cpu", torch.float64)
-        evaluations += out.shape[0]
-        total += out.sum(dim=0)
-        return out
+        return model.fuse(picked).pred.detach().to("cpu", torch.float64)
 
-    if partners == 0:
+    auto = partners in (None, "auto")
+    if auto and n ** m <= (max_exact // IDENTITY_EXACT_DIVISOR if identity else max_exact):
+        sums = torch.zeros(m, n, original.shape[1], dtype=torch.float64)
+        total = torch.zeros(original.shape[1], dtype=torch.float64)
         for tuple_index in _exact_tuples(n, m, step):
-            out = evaluate(tuple_index)
+            out = fuse(tuple_index)
+            total += out.sum(dim=0)
             for k in range(m):
                 sums[k].index_add_(0, tuple_index[k], out)
-        marginals = sums / n ** (m - 1)
-    else:
-        for k, tuple_index in _sampled_tuples(n, m, partners, step, generator):
-            sums[k].index_add_(0, tuple_index[k], evaluate(tuple_index))
-        marginals = sums / partners
-    mu = total / evaluations
-    projection = marginals.sum(dim=0) - (m - 1) * mu
-    return EmapResult(projection, original, index, partners, evaluations)
+        projection = (sums / n ** (m - 1)).sum(dim=0) - (m - 1) * total / n ** m
+        return EmapResult(projection, original, index, 0, n ** m)
+
+    limit = _default_budget(n, m, identity, max_evals)
+    wanted = GROUPS if auto else int(math.ceil(int(partners) / GROUPS) * GROUPS)
+    group_sums = torch.zeros(GROUPS, n, original.shape[1], dtype=torch.float64)
+    own_all = torch.arange(n)
+    drawn, evaluations = 0, 0
+    while True:
+        per_group = (wanted - drawn) // GROUPS
+        tuples = _partner_tuples(n, m, wanted - drawn, generator)
+        own = own_all.repeat_interleave(wanted - drawn)
+        group = torch.arange(wanted - drawn).repeat(n) // per_group  # partners of a round split evenly
+        for start in range(0, tuples.shape[0], step):
+            stop = min(start + step, tuples.shape[0])
+            block, who = tuples[start:stop], own[start:stop]
+            base = fuse(block.unbind(1))
+            estimate = -(m - 1) * base
+            for k in range(m):
+                swapped = block.clone()
+                swapped[:, k] = who
+                estimate += fuse(swapped.unbind(1))
+            evaluations += (m + 1) * (stop - start)
+            flat = group[start:stop] * n + who
+            group_sums.view(GROUPS * n, -1).index_add_(0, flat, estimate)
+        drawn = wanted
+        result = EmapResult(group_sums.sum(dim=0) / drawn, original, index, drawn, evaluations, group_sums.clone())
+        if not auto or drawn >= limit or standard_error is None:
+            return result
+        se = standard_error(result)
+        if not se > target_se:  # reached, or undefined (NaN): more partners cannot help
+            return result
+        needed = math.ceil(drawn * (se / target_se) ** 2)
+        wanted = min(limit, int(math.ceil(max(needed, drawn + GROUPS) / GROUPS) * GROUPS))

@@ -16,11 +16,14 @@ from __future__ import annotations
 import weakref
 
 from .data import Batch
-from .emap import emap, encode_split
+from .emap import EmapResult, emap, encode_split, jackknife_se
 from .models import FusionModel
 from .robustness import drop
 from .runner import EVALUATORS, EvaluationContext
 from .stress import run_grid, score, summarise
+
+# Monte-Carlo EMAP adds partners until the primary metric's standard error is at most this.
+EMAP_TARGET_SE = 0.01
 
 # model -> (data hash, encoded clean test split), shared by both evaluators of one run
 _ENCODED: weakref.WeakKeyDictionary[FusionModel, tuple[str, Batch]] = weakref.WeakKeyDictionary()
@@ -52,19 +55,36 @@ def evaluate_stress(ctx: EvaluationContext) -> dict[str, float]:
 
 
 def evaluate_emap(ctx: EvaluationContext) -> dict[str, float]:
-    """``emap/<metric>`` (metric of the projection) and ``emap/gap/<metric>`` (how much worse
-    the projection is than the model on the same samples; > 0: the model uses interactions)."""
+    """``emap/<metric>`` (metric of the projection), ``emap/gap/<metric>`` (how much worse the
+    projection is than the model on the same samples; > 0: the model uses interactions) and
+    ``emap/gap_se/<metric>``, the Monte-Carlo standard error of both (0 when exact).  Partners
+    are added until the primary metric's standard error is at most ``emap_target_se``
+    (default 0.01) or the evaluation budget is spent; ``emap/se_reached`` records which."""
     options = ctx.spec.evaluation
+    primary = ctx.primary if ctx.primary in ctx.metrics else next(iter(ctx.metrics))
+    target_se = float(options.get("emap_target_se", EMAP_TARGET_SE))
+
+    def metric_se(result: EmapResult, names) -> dict[str, float]:
+        rows = ctx.data.test.y[result.index]
+        replicas = [score(r.float(), rows, {k: ctx.metrics[k] for k in names}) for r in result.replicates()]
+        estimate = score(result.projection.float(), rows, {k: ctx.metrics[k] for k in names})
+        return {k: jackknife_se(estimate[k], [r[k] for r in replicas]) for k in names}
+
     result = emap(ctx.model, ctx.data.test, generator=ctx.seeds.generator("emap"),
                   samples=options.get("emap_samples"), partners=options.get("emap_partners"),
-                  device=ctx.spec.budget.device, encoded=clean_encoding(ctx))
+                  device=ctx.spec.budget.device, encoded=clean_encoding(ctx),
+                  standard_error=lambda r: metric_se(r, [primary])[primary], target_se=target_se)
     y = ctx.data.test.y[result.index]
     projected = score(result.projection.float(), y, ctx.metrics)
     model = score(result.original, y, ctx.metrics)
+    ses = metric_se(result, list(ctx.metrics))
     out = {f"emap/{name}": value for name, value in projected.items()}
     out.update({f"emap/gap/{name}": drop(model[name], projected[name], spec.higher_is_better)
                 for name, spec in ctx.metrics.items()})
-    out.update({"emap/n_samples": float(result.index.numel()), "emap/n_partners": float(result.partners)})
+    out.update({f"emap/gap_se/{name}": se for name, se in ses.items()})
+    out.update({"emap/n_samples": float(result.index.numel()), "emap/n_partners": float(result.partners),
+                "emap/evaluations": float(result.evaluations),
+                "emap/se_reached": float(not ses[primary] > target_se)})
     return out
 
 

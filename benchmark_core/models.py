@@ -25,6 +25,7 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "hidden": 32, "dropout": 0.1,
     # Gradient Blending (benchmark_core.blending), available to every method.
     "gradient_blend": False, "gblend_epochs": 2, "gblend_online": False, "gblend_holdout": 0.1,
+    "gblend_probe": "separate",
 }
 
 

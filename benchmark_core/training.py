@@ -1,9 +1,11 @@
 """The one training loop every method shares, and the seeding that makes runs repeatable.
 
 All randomness of a run is derived from its seed: a ``SeedSequence`` spawns independent
-streams for model initialisation, batch shuffling, stress corruptions and EMAP sampling,
-so e.g. adding a stress test never changes the trained weights.  Deterministic algorithms
-are on and intra-op threads are pinned to the budget's ``threads``.
+streams for model initialisation, batch shuffling, stress corruptions, EMAP sampling and
+held-out rows (Gradient Blending), so e.g. adding a stress test never changes the trained
+weights.  New streams go at the end: ``generate_state`` is prefix-stable, so the existing
+streams keep their seeds.  Deterministic algorithms are on and intra-op threads are pinned
+to the budget's ``threads``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from .data import DatasetTensors, SplitTensors
 from .models import FusionModel, check_prediction
 from .specs import Budget, MetricSpec, TargetSpec
 
-STREAMS = ("init", "shuffle", "stress", "emap")
+STREAMS = ("init", "shuffle", "stress", "emap", "holdout")
 # Rows per eval-mode forward pass (validation, test, stress, EMAP), independent of the
 # training --batch-size: a sample's prediction in eval mode must not depend on the other rows
 # of its batch (``bench validate-plugin`` checks it; on CPU the built-ins give bit-identical
@@ -162,7 +164,15 @@ def _better(score: float, best: float, higher: bool) -> bool:
 
 def fit(model: FusionModel, data: DatasetTensors, budget: Budget, primary: MetricSpec,
         seeds: RunSeeds, progress: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
-    """Train with early stopping on the validation primary metric; restores the best weights."""
+    """Train with early stopping on the validation primary metric; restores the best weights.
+
+    A model with ``training_data(data, generator)`` (Gradient Blending) is trained on the data
+    it returns — the same validation and test, a train split it narrowed (rows it holds out
+    for the whole run) — drawn from the run's ``holdout`` stream; its ``before_epoch`` sees
+    that data too."""
+    prepare = getattr(model, "training_data", None)
+    if prepare is not None:
+        data = prepare(data, seeds.generator("holdout"))
     device, target = budget.device, data.task.target
     model.to(device)
     optimizer = make_optimizer(model, budget)

@@ -5,16 +5,27 @@ transformer: the target's sequence queries the source's, so unaligned sequences 
 different lengths are fused without alignment.  Per target, the outputs of its M-1
 crossmodal transformers are concatenated and read by a self-attention transformer; the
 last *real* step of each target is concatenated, passed through a residual MLP and a
-linear output layer.  Follows the reference code where it differs from the paper:
-pre-LayerNorm residuals with un-normalised skip, key/value always the *layer-0* source
-embedding (normalised by the layer's own LayerNorm), inputs scaled by sqrt(d) plus fairseq
-sinusoids, kernel-1 "temporal conv" = bias-free linear projection (skipped when the input
-already has d features), self-attention stack of max(layers, 3).  Vector modalities are
-length-1 sequences.  Departures: padding comes from the batch masks (key-padding mask and
-zero positional embedding on padded steps, instead of "first feature == 0"), and the
-causal mask, on in the reference only because ``--attn_mask`` is ``store_false``, is
-off by default (``causal_mask: true`` restores it) since it hides later steps of an
-unaligned source for no modelling reason.
+linear output layer.  Follows the reference code (yaohungt/Multimodal-Transformer) where it
+differs from the paper: pre-LayerNorm residuals with un-normalised skip, key/value always the
+*layer-0* source embedding (normalised by the layer's own LayerNorm; key and value embedded
+and dropped out separately), inputs scaled by sqrt(d) plus fairseq sinusoids, kernel-1
+"temporal conv" = bias-free linear projection (skipped when the input already has d
+features), self-attention stack of max(layers, 3), xavier-uniform attention and FFN weights.
+
+Dropout roles.  The reference is written for (text, audio, vision) and its dropouts depend on
+the role: the attention dropout of a crossmodal stack is that of its *source* modality
+(``attn_dropout`` for text, ``attn_dropout_a`` / ``attn_dropout_v`` for audio / vision),
+every self-attention ("memory") stack uses ``attn_dropout``, and only the raw text input gets
+``embed_dropout`` before its projection.  Here ``text_modality`` (name or 0-based position,
+default the first — text in the affect datasets, which keep the reference's text, audio,
+vision order) plays text, the first other modality in task order plays audio and every
+further one vision.
+
+Departures: padding comes from the batch masks (key-padding mask and zero positional
+embedding on padded steps, instead of "first feature == 0"), and the causal mask, on in the
+reference only because ``--attn_mask`` is ``store_false``, is off by default
+(``causal_mask: true`` restores it) since it hides later steps of an unaligned source for no
+modelling reason.  Vector modalities are length-1 sequences.
 """
 
 from __future__ import annotations
@@ -29,11 +40,11 @@ from benchmark_core.data import Batch
 from benchmark_core.encoders import last_valid
 from benchmark_core.models import FusionModel, Output
 
-from .common import as_sequence, causal_mask, sinusoidal_positions
+from .common import as_sequence, causal_mask, pick_modality, sinusoidal_positions
 
 
 class CrossmodalLayer(nn.Module):
-    """One pre-LN block: attention (to ``source`` if given, else self) then a 4x ReLU MLP."""
+    """One pre-LN block: attention (to ``key``/``value`` if given, else self) then a 4x ReLU MLP."""
 
     def __init__(self, dim: int, heads: int, attn_dropout: float, relu_dropout: float, res_dropout: float):
         super().__init__()
@@ -42,15 +53,21 @@ class CrossmodalLayer(nn.Module):
         self.ff = nn.Sequential(nn.Linear(dim, 4 * dim), nn.ReLU(), nn.Dropout(relu_dropout),
                                 nn.Linear(4 * dim, dim))
         self.residual_dropout = nn.Dropout(res_dropout)
+        # PyTorch already draws in_proj xavier-uniform with zero biases; the reference also
+        # draws out_proj xavier-uniform (PyTorch leaves it at the default Linear init).
+        nn.init.xavier_uniform_(self.attn.out_proj.weight)
         for linear in (self.ff[0], self.ff[3]):
             nn.init.xavier_uniform_(linear.weight)
             nn.init.zeros_(linear.bias)
 
-    def forward(self, x: torch.Tensor, source: torch.Tensor | None, key_padding: torch.Tensor,
-                attn_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key: torch.Tensor | None, value: torch.Tensor | None,
+                key_padding: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
         query = self.norm_attn(x)
-        kv = query if source is None else self.norm_attn(source)
-        attended, _ = self.attn(query, kv, kv, key_padding_mask=key_padding, attn_mask=attn_mask,
+        if key is None:
+            key = value = query
+        else:
+            key, value = self.norm_attn(key), self.norm_attn(value)
+        attended, _ = self.attn(query, key, value, key_padding_mask=key_padding, attn_mask=attn_mask,
                                 need_weights=False)
         x = x + self.residual_dropout(attended)
         return x + self.residual_dropout(self.ff(self.norm_ff(x)))
@@ -76,13 +93,22 @@ class CrossmodalTransformer(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None = None,
                 source_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = self.embed(x, mask)
-        if source is not None:
-            source = self.embed(source, source_mask)
+        key = value = None
+        if source is not None:  # embedded twice: independent dropout, as the reference's x_k, x_v
+            key, value = self.embed(source, source_mask), self.embed(source, source_mask)
         keys_mask = mask if source is None else source_mask
         attn_mask = causal_mask(x.shape[1], keys_mask.shape[1], x.device) if self.causal else None
         for layer in self.layers:
-            x = layer(x, source, ~keys_mask, attn_mask)
+            x = layer(x, key, value, ~keys_mask, attn_mask)
         return self.norm(x)
+
+
+def source_attn_dropouts(modalities: tuple[str, ...], text: str, hparams) -> dict[str, float]:
+    """Attention dropout of the crossmodal stacks reading each modality (reference roles: text,
+    then audio = the first other modality in task order, vision = every further one)."""
+    others = [m for m in modalities if m != text]
+    return {text: float(hparams["attn_dropout"]),
+            **{m: float(hparams["attn_dropout_a" if i == 0 else "attn_dropout_v"]) for i, m in enumerate(others)}}
 
 
 class MulT(FusionModel):
@@ -90,16 +116,21 @@ class MulT(FusionModel):
         super().__init__(task, hparams)
         hp = self.hparams
         d, n = hp["mult_dim"], len(self.modalities)
+        self.text = pick_modality(task, hp["text_modality"])
+        self.text_dropout = nn.Dropout(hp["embed_dropout"])
         self.project = nn.ModuleDict({
             m.name: nn.Identity() if m.dim == d else nn.Linear(m.dim, d, bias=False) for m in task.modalities})
-        options = dict(attn_dropout=hp["attn_dropout"], relu_dropout=hp["relu_dropout"],
-                       res_dropout=hp["res_dropout"], embed_dropout=hp["embed_dropout"],
-                       causal=hp["causal_mask"])
+        options = dict(relu_dropout=hp["relu_dropout"], res_dropout=hp["res_dropout"],
+                       embed_dropout=hp["embed_dropout"], causal=hp["causal_mask"])
+        source_dropout = source_attn_dropouts(self.modalities, self.text, hp)
         self.pairs = [(s, t) for t in self.modalities for s in self.modalities if s != t]
         self.crossmodal = nn.ModuleDict({
-            f"{s}->{t}": CrossmodalTransformer(d, hp["heads"], hp["layers"], **options) for s, t in self.pairs})
+            f"{s}->{t}": CrossmodalTransformer(d, hp["heads"], hp["layers"], attn_dropout=source_dropout[s],
+                                               **options)
+            for s, t in self.pairs})
         self.memory = nn.ModuleDict({
-            t: CrossmodalTransformer((n - 1) * d, hp["heads"], max(hp["layers"], 3), **options)
+            t: CrossmodalTransformer((n - 1) * d, hp["heads"], max(hp["layers"], 3),
+                                     attn_dropout=hp["attn_dropout"], **options)
             for t in self.modalities})
         width = n * (n - 1) * d
         self.proj1, self.proj2 = nn.Linear(width, width), nn.Linear(width, width)
@@ -108,7 +139,7 @@ class MulT(FusionModel):
 
     def fuse(self, batch: Batch) -> Output:
         seqs = {m: as_sequence(batch.x[m], batch.mask[m]) for m in self.modalities}
-        z = {m: self.project[m](x) for m, (x, _) in seqs.items()}
+        z = {m: self.project[m](self.text_dropout(x) if m == self.text else x) for m, (x, _) in seqs.items()}
         last = []
         for t in self.modalities:
             mask = seqs[t][1]
@@ -124,8 +155,10 @@ class MulT(FusionModel):
 def register_methods(register):
     register(MethodSpec(
         name="mult", family="attention", build=MulT,
-        defaults={"mult_dim": 30, "heads": 5, "layers": 5, "attn_dropout": 0.1, "relu_dropout": 0.1,
-                  "res_dropout": 0.1, "embed_dropout": 0.25, "out_dropout": 0.0, "causal_mask": False},
+        # main.py argparse defaults (d = 30 is hard-coded in src/models.py)
+        defaults={"mult_dim": 30, "heads": 5, "layers": 5, "attn_dropout": 0.1, "attn_dropout_a": 0.0,
+                  "attn_dropout_v": 0.0, "relu_dropout": 0.1, "res_dropout": 0.1, "embed_dropout": 0.25,
+                  "out_dropout": 0.0, "text_modality": 0, "causal_mask": False},
         reference="Tsai, Bai et al., Multimodal Transformer for Unaligned Multimodal Language "
                   "Sequences, ACL 2019",
         description="Crossmodal transformers for all directed modality pairs -> per-target "

@@ -20,10 +20,12 @@ with *common random numbers*: for each sample i, P partner index tuples J^p are 
 Each term is unbiased for its counterpart in the formula above, and because all terms see
 the same partners, the contributions of the *other* modalities cancel exactly for every
 additive model (f = sum_m g_m(x_m)): the estimate equals f at any P.  It costs
-N * (M + 1) * P evaluations.  The partners are split into ``GROUPS`` equal groups; the
-delete-one-group jackknife over them gives the Monte-Carlo standard error of any metric of
-the projection, and ``partners="auto"`` keeps adding partners until that error is small
-enough (see :func:`emap`).
+N * (M + 1) * P evaluations.  The partners are split into ``GROUPS`` equal groups; a
+bootstrap over the groups gives the Monte-Carlo standard error of any metric of the
+projection, and the metric of the whole estimate against the mean metric of its two halves
+shows whether it still drifts with P (a metric of a noisy projection is biased: noise flips
+more correct predictions than wrong ones).  ``partners="auto"`` doubles the partners until
+both are small enough or the evaluation budget is spent (see :func:`emap`).
 """
 
 from __future__ import annotations
@@ -44,14 +46,15 @@ from .training import EVAL_BATCH_SIZE
 # limit is 16 times smaller (M=2: N <= 128).
 EXACT_MAX_EVALS = 2**18
 IDENTITY_EXACT_DIVISOR = 16
-# Monte Carlo: partners per sample come in ``GROUPS`` equal groups (the jackknife's
-# replicates); the first round draws ``GROUPS`` partners, later rounds add partners until
-# the standard error reaches the target or the evaluation budget is spent.  The budget is
+# Monte Carlo: partners per sample come in ``GROUPS`` equal groups (the units the bootstrap
+# resamples); the first round draws ``GROUPS`` partners and each further round doubles them,
+# while the estimate has not converged and the evaluation budget allows.  The budget is
 # smaller when ``encode`` is the identity, since each evaluation is then a full forward pass
 # (sequence-level methods).
 GROUPS = 16
-MAX_EVALS = 2**21
+MAX_EVALS = 2**20
 IDENTITY_MAX_EVALS = 2**17
+BOOTSTRAP_RESAMPLES = 100
 # Rows per encode call, and the input size (floats) one fuse call may gather.  Moderate
 # chunks are faster than one huge batch on CPU (they stay in cache) and bound memory.
 ENCODE_CHUNK = EVAL_BATCH_SIZE
@@ -59,14 +62,17 @@ FUSE_FLOATS = 2**21
 MAX_FUSE_ROWS = 2048
 
 
+Statistic = Callable[[torch.Tensor], float]
+
+
 @dataclass(frozen=True)
 class EmapResult:
     """The projection ``f_hat`` and the model's own outputs ``f`` on the evaluation rows.
 
     For a Monte-Carlo estimate, ``group_sums`` holds, per partner group g, the sum over that
-    group's partners of each sample's per-partner estimate; ``projection`` is their total
-    divided by ``partners``, and :meth:`replicates` gives the delete-one-group estimates the
-    jackknife standard error is computed from.
+    group's partners of each sample's per-partner estimate (``projection`` is their total
+    divided by ``partners``); :meth:`precision` turns them into a standard error and a drift
+    for any statistic of the projection.
     """
 
     projection: torch.Tensor  # (S, C) float64
@@ -75,31 +81,39 @@ class EmapResult:
     partners: int             # 0: exact; else Monte-Carlo partners per sample
     evaluations: int          # fuse evaluations spent
     group_sums: torch.Tensor | None = None  # (GROUPS, S, C) float64, Monte Carlo only
+    bootstrap_seed: int = 0   # drawn from the run's EMAP stream: resamples are reproducible
 
     @property
     def exact(self) -> bool:
         return self.partners == 0
 
-    def replicates(self) -> list[torch.Tensor]:
-        """Delete-one-group projections (empty for an exact result)."""
+    def group_means(self) -> torch.Tensor:
+        """(GROUPS, S, C): each group's own estimate of the projection (independent draws)."""
+        assert self.group_sums is not None, "an exact result has no partner groups"
+        return self.group_sums * (self.group_sums.shape[0] / self.partners)
+
+    def precision(self, statistic: Statistic, resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+        """(standard error, drift) of ``statistic(projection)``; (0, 0) when exact.
+
+        Standard error: the bootstrap over partner groups (groups drawn with replacement, the
+        statistic recomputed on each resampled projection; Efron & Tibshirani 1993, ch. 6),
+        valid also for non-smooth metrics such as accuracy, where the jackknife is not.
+        Drift: |statistic of the whole estimate - mean statistic of its two halves|, the
+        visible part of the bias a metric of a noisy projection has.  NaN when undefined.
+        """
         if self.group_sums is None:
-            return []
+            return 0.0, 0.0
         groups = self.group_sums.shape[0]
-        total = self.group_sums.sum(dim=0)
-        kept = self.partners - self.partners // groups
-        return [(total - g) / kept for g in self.group_sums]
-
-
-def jackknife_se(estimate: float, replicates: Sequence[float]) -> float:
-    """Delete-one-group jackknife standard error of a statistic (0 for an exact result;
-    NaN when a replicate's statistic is undefined)."""
-    if not replicates:
-        return 0.0
-    values = np.asarray(replicates, dtype=np.float64)
-    if not np.isfinite(values).all() or not np.isfinite(estimate):
-        return float("nan")
-    g = len(values)
-    return float(np.sqrt((g - 1) / g * ((values - values.mean()) ** 2).sum()))
+        whole = statistic(self.projection)
+        draw = torch.Generator().manual_seed(self.bootstrap_seed)
+        picks = torch.randint(groups, (resamples, groups), generator=draw)
+        values = np.array([statistic(self.group_sums[pick].sum(dim=0) / self.partners) for pick in picks])
+        half = self.partners / 2
+        halves = [statistic(self.group_sums[part].sum(dim=0) / half)
+                  for part in (slice(0, groups // 2), slice(groups // 2, groups))]
+        if not (np.isfinite(values).all() and np.isfinite(whole) and np.isfinite(halves).all()):
+            return float("nan"), float("nan")
+        return float(values.std(ddof=1)), float(abs(whole - (halves[0] + halves[1]) / 2))
 
 
 # -- the projection on an explicit grid (reference implementation, used by tests) --------------
@@ -189,27 +203,25 @@ def _partner_tuples(n: int, m: int, partners: int, generator: torch.Generator) -
 
 
 def _default_budget(n: int, m: int, identity: bool, max_evals: int | None) -> int:
-    """Most partners per sample the evaluation budget allows (a multiple of GROUPS)."""
+    """Most partners per sample the evaluation budget allows (at least one round)."""
     budget = max_evals if max_evals is not None else (IDENTITY_MAX_EVALS if identity else MAX_EVALS)
-    return max(GROUPS, budget // (n * (m + 1)) // GROUPS * GROUPS)
+    return max(GROUPS, budget // (n * (m + 1)))
 
 
 @torch.no_grad()
 def emap(model: FusionModel, split: SplitTensors, *, generator: torch.Generator,
          samples: int | None = None, partners: int | str | None = None, device: str = "cpu",
          max_exact: int = EXACT_MAX_EVALS, encoded: Batch | None = None,
-         standard_error: Callable[[EmapResult], float] | None = None, target_se: float = 0.01,
-         max_evals: int | None = None) -> EmapResult:
+         converged: Callable[[EmapResult], bool] | None = None, max_evals: int | None = None) -> EmapResult:
     """EMAP of ``model`` on ``split`` (or on a seeded random subset of ``samples`` rows).
 
     Exact when (rows)^M <= ``max_exact`` and ``partners`` is not given.  Otherwise Monte
     Carlo with common random numbers: ``partners`` (an int, rounded up to a multiple of
     ``GROUPS``) fixes the number of partners per sample; ``None``/``"auto"`` starts with
-    ``GROUPS`` partners and, while ``standard_error(result)`` exceeds ``target_se``, adds
-    partners (aiming at the target with the 1/sqrt(P) law) until the evaluation budget
-    (``max_evals``, default ``MAX_EVALS`` or ``IDENTITY_MAX_EVALS`` for models whose
-    ``encode`` is the identity) is spent.  ``encoded`` may pass the split's clean encodings
-    when the caller already has them.
+    ``GROUPS`` partners and doubles them while ``converged(result)`` is False and the
+    evaluation budget allows (``max_evals``; default ``MAX_EVALS``, or ``IDENTITY_MAX_EVALS``
+    for models whose ``encode`` is the identity).  ``encoded`` may pass the split's clean
+    encodings when the caller already has them.
     """
     model.eval()
     n_all = split.size
@@ -244,32 +256,28 @@ def emap(model: FusionModel, split: SplitTensors, *, generator: torch.Generator,
 
     limit = _default_budget(n, m, identity, max_evals)
     wanted = GROUPS if auto else int(math.ceil(int(partners) / GROUPS) * GROUPS)
+    bootstrap_seed = int(torch.randint(2**62, (1,), generator=generator))
     group_sums = torch.zeros(GROUPS, n, original.shape[1], dtype=torch.float64)
     own_all = torch.arange(n)
     drawn, evaluations = 0, 0
     while True:
-        per_group = (wanted - drawn) // GROUPS
-        tuples = _partner_tuples(n, m, wanted - drawn, generator)
-        own = own_all.repeat_interleave(wanted - drawn)
-        group = torch.arange(wanted - drawn).repeat(n) // per_group  # partners of a round split evenly
+        new = wanted - drawn
+        tuples = _partner_tuples(n, m, new, generator)
+        own = own_all.repeat_interleave(new)
+        group = torch.arange(new).repeat(n) // (new // GROUPS)  # a round's partners split evenly
         for start in range(0, tuples.shape[0], step):
             stop = min(start + step, tuples.shape[0])
             block, who = tuples[start:stop], own[start:stop]
-            base = fuse(block.unbind(1))
-            estimate = -(m - 1) * base
+            estimate = -(m - 1) * fuse(block.unbind(1))
             for k in range(m):
                 swapped = block.clone()
                 swapped[:, k] = who
                 estimate += fuse(swapped.unbind(1))
             evaluations += (m + 1) * (stop - start)
-            flat = group[start:stop] * n + who
-            group_sums.view(GROUPS * n, -1).index_add_(0, flat, estimate)
+            group_sums.view(GROUPS * n, -1).index_add_(0, group[start:stop] * n + who, estimate)
         drawn = wanted
-        result = EmapResult(group_sums.sum(dim=0) / drawn, original, index, drawn, evaluations, group_sums.clone())
-        if not auto or drawn >= limit or standard_error is None:
+        result = EmapResult(group_sums.sum(dim=0) / drawn, original, index, drawn, evaluations,
+                            group_sums.clone(), bootstrap_seed)
+        if not auto or converged is None or 2 * drawn > limit or converged(result):
             return result
-        se = standard_error(result)
-        if not se > target_se:  # reached, or undefined (NaN): more partners cannot help
-            return result
-        needed = math.ceil(drawn * (se / target_se) ** 2)
-        wanted = min(limit, int(math.ceil(max(needed, drawn + GROUPS) / GROUPS) * GROUPS))
+        wanted = 2 * drawn

@@ -7,8 +7,10 @@ them off (``{"stress": False}``) or tunes them:
 * ``stress_tests``: names (list or comma string) of the registered stress tests to run
   (default: all);
 * ``emap_samples``: EMAP on a seeded random subset of that many test samples (default: all);
-* ``emap_partners``: force Monte-Carlo EMAP with that many partners per (sample, modality)
-  (default: exact while the grid is small enough, see ``benchmark_core.emap``).
+* ``emap_partners``: force Monte-Carlo EMAP with that many partners per sample
+  (default: exact while the grid is small enough, else adaptive, see ``benchmark_core.emap``);
+* ``emap_target_se``: the standard error and drift adaptive Monte Carlo aims at (0.01);
+* ``emap_max_evals``: its evaluation budget (default ``emap.MAX_EVALS``/``IDENTITY_MAX_EVALS``).
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from __future__ import annotations
 import weakref
 
 from .data import Batch
-from .emap import EmapResult, emap, encode_split, jackknife_se
+from .emap import EmapResult, emap, encode_split
 from .models import FusionModel
 from .robustness import drop
 from .runner import EVALUATORS, EvaluationContext
 from .stress import run_grid, score, summarise
 
-# Monte-Carlo EMAP adds partners until the primary metric's standard error is at most this.
+# Monte-Carlo EMAP adds partners until the primary metric's standard error and drift are at most this.
 EMAP_TARGET_SE = 0.01
 
 # model -> (data hash, encoded clean test split), shared by both evaluators of one run
@@ -56,35 +58,37 @@ def evaluate_stress(ctx: EvaluationContext) -> dict[str, float]:
 
 def evaluate_emap(ctx: EvaluationContext) -> dict[str, float]:
     """``emap/<metric>`` (metric of the projection), ``emap/gap/<metric>`` (how much worse the
-    projection is than the model on the same samples; > 0: the model uses interactions) and
-    ``emap/gap_se/<metric>``, the Monte-Carlo standard error of both (0 when exact).  Partners
-    are added until the primary metric's standard error is at most ``emap_target_se``
-    (default 0.01) or the evaluation budget is spent; ``emap/se_reached`` records which."""
+    projection is than the model on the same samples; > 0: the model uses interactions),
+    ``emap/gap_se/<metric>`` (Monte-Carlo standard error of both; 0 when exact) and
+    ``emap/gap_drift/<metric>`` (whole estimate vs its halves).  Partners double until the
+    primary metric's standard error and drift are both at most ``emap_target_se`` (default
+    0.01) or the evaluation budget is spent; ``emap/se_reached`` records which."""
     options = ctx.spec.evaluation
     primary = ctx.primary if ctx.primary in ctx.metrics else next(iter(ctx.metrics))
-    target_se = float(options.get("emap_target_se", EMAP_TARGET_SE))
+    target = float(options.get("emap_target_se", EMAP_TARGET_SE))
 
-    def metric_se(result: EmapResult, names) -> dict[str, float]:
-        rows = ctx.data.test.y[result.index]
-        replicas = [score(r.float(), rows, {k: ctx.metrics[k] for k in names}) for r in result.replicates()]
-        estimate = score(result.projection.float(), rows, {k: ctx.metrics[k] for k in names})
-        return {k: jackknife_se(estimate[k], [r[k] for r in replicas]) for k in names}
+    def precision(result: EmapResult, name: str) -> tuple[float, float]:
+        rows, spec = ctx.data.test.y[result.index], {name: ctx.metrics[name]}
+        return result.precision(lambda projection: score(projection.float(), rows, spec)[name])
+
+    def converged(result: EmapResult) -> bool:
+        se, drift = precision(result, primary)
+        return not (se > target or drift > target)  # NaN (undefined metric): more partners cannot help
 
     result = emap(ctx.model, ctx.data.test, generator=ctx.seeds.generator("emap"),
                   samples=options.get("emap_samples"), partners=options.get("emap_partners"),
-                  device=ctx.spec.budget.device, encoded=clean_encoding(ctx),
-                  standard_error=lambda r: metric_se(r, [primary])[primary], target_se=target_se)
+                  device=ctx.spec.budget.device, encoded=clean_encoding(ctx), converged=converged,
+                  max_evals=options.get("emap_max_evals"))
     y = ctx.data.test.y[result.index]
     projected = score(result.projection.float(), y, ctx.metrics)
     model = score(result.original, y, ctx.metrics)
-    ses = metric_se(result, list(ctx.metrics))
     out = {f"emap/{name}": value for name, value in projected.items()}
-    out.update({f"emap/gap/{name}": drop(model[name], projected[name], spec.higher_is_better)
-                for name, spec in ctx.metrics.items()})
-    out.update({f"emap/gap_se/{name}": se for name, se in ses.items()})
+    for name, spec in ctx.metrics.items():
+        out[f"emap/gap/{name}"] = drop(model[name], projected[name], spec.higher_is_better)
+        out[f"emap/gap_se/{name}"], out[f"emap/gap_drift/{name}"] = precision(result, name)
     out.update({"emap/n_samples": float(result.index.numel()), "emap/n_partners": float(result.partners),
                 "emap/evaluations": float(result.evaluations),
-                "emap/se_reached": float(not ses[primary] > target_se)})
+                "emap/se_reached": float(converged(result))})
     return out
 
 

@@ -2,12 +2,13 @@
 
 Not a test: run on demand, e.g.
 
-    python benchmarks/stress_emap_cost.py                      # tensor on MOSI-shaped data and mfeat
+    python benchmarks/stress_emap_cost.py                      # tensor on the three datasets below
     python benchmarks/stress_emap_cost.py --methods tensor,late,early --datasets mosi-shaped --epochs 20
 
 Two datasets: MOSI-shaped synthetic sequences (1284 / 229 / 686 train / validation / test
 samples; text, audio, vision with 300 / 5 / 20 features, up to 50 steps; regression scored
-by MAE like MOSI), "what the grid costs on a MOSI-sized test set"; and the embedded mfeat
+by MAE like MOSI), "what the grid costs on a MOSI-sized test set"; the same with six
+sequence modalities (``mosi6-shaped``, the 6-modality case of issue 12); and the embedded mfeat
 (six vector modalities, 300 test samples, 10 classes), where EMAP is always Monte Carlo
 (300^6 cells) and the adaptive number of partners is exercised.
 Target: stress + EMAP <= 0.25 x training time.
@@ -37,28 +38,37 @@ from benchmark_core.training import compute_metrics, fit, predict, seed_everythi
 
 SIZES = {"train": 1284, "validation": 229, "test": 686}
 DIMS = {"text": 300, "audio": 5, "vision": 20}
+# The 6-modality case: MOSI's three streams plus three more (e.g. pose, gaze, prosody).
+DIMS6 = {**DIMS, "pose": 12, "gaze": 8, "prosody": 16}
 TARGET = TargetSpec("regression", 1)
 
 
-def load(options) -> datasets.DatasetDict:
-    rng = np.random.default_rng(0)
-    weights = {m: rng.normal(size=d) / np.sqrt(d) for m, d in DIMS.items()}
+def make_loader(dims: dict[str, int]):
+    """MOSI-shaped random sequences whose target has a main effect and an interaction."""
 
-    def split(n: int) -> datasets.Dataset:
-        lengths = rng.integers(20, 51, size=n)
-        seqs = {m: [rng.normal(size=(t, d)).astype(np.float32) for t in lengths] for m, d in DIMS.items()}
-        score = {m: np.array([s.mean(0) @ weights[m] for s in seqs[m]]) for m in DIMS}
-        y = np.clip(3 * score["text"] + score["audio"] * score["vision"], -3, 3).astype(np.float32)
-        return dataset_from_arrays({m: ("sequence", seqs[m]) for m in DIMS}, y, TARGET)
+    def load(options) -> datasets.DatasetDict:
+        rng = np.random.default_rng(0)
+        weights = {m: rng.normal(size=d) / np.sqrt(d) for m, d in dims.items()}
 
-    return datasets.DatasetDict({name: split(n) for name, n in SIZES.items()})
+        def split(n: int) -> datasets.Dataset:
+            lengths = rng.integers(20, 51, size=n)
+            seqs = {m: [rng.normal(size=(t, d)).astype(np.float32) for t in lengths] for m, d in dims.items()}
+            score = {m: np.array([s.mean(0) @ weights[m] for s in seqs[m]]) for m in dims}
+            y = np.clip(3 * score["text"] + score["audio"] * score["vision"], -3, 3).astype(np.float32)
+            return dataset_from_arrays({m: ("sequence", seqs[m]) for m in dims}, y, TARGET)
+
+        return datasets.DatasetDict({name: split(n) for name, n in SIZES.items()})
+
+    return load
 
 
 class MosiShaped:
     @hookimpl
     def register_datasets(self, register):
-        register(DatasetSpec("mosi-shaped", load, TARGET, tuple(DIMS), ("mae", "corr"), "mae",
+        register(DatasetSpec("mosi-shaped", make_loader(DIMS), TARGET, tuple(DIMS), ("mae", "corr"), "mae",
                              description="MOSI-shaped random sequences (benchmark only)"))
+        register(DatasetSpec("mosi6-shaped", make_loader(DIMS6), TARGET, tuple(DIMS6), ("mae", "corr"), "mae",
+                             description="MOSI-shaped random sequences, six modalities (benchmark only)"))
 
 
 def measure(registry, method: str, dataset_name: str, budget: Budget, evaluation: dict) -> dict[str, float]:
@@ -94,7 +104,7 @@ def measure(registry, method: str, dataset_name: str, budget: Budget, evaluation
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="tensor")
-    parser.add_argument("--datasets", default="mosi-shaped,mfeat")
+    parser.add_argument("--datasets", default="mosi-shaped,mosi6-shaped,mfeat")
     parser.add_argument("--epochs", type=int, default=Budget().epochs)
     parser.add_argument("--batch-size", type=int, default=Budget().batch_size)
     parser.add_argument("--threads", type=int, default=1)
@@ -108,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     print("command:", "python " + " ".join(shlex.quote(a) for a in [script, *(argv or sys.argv[1:])]))
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} thread(s)")
-    print(f"data: MOSI-shaped {SIZES}, sequences <= 50 steps, dims {DIMS}; mfeat 1400/300/300, 6 vector "
-          f"modalities; budget epochs={budget.epochs}, batch={budget.batch_size}")
+    print(f"data: MOSI-shaped {SIZES}, sequences <= 50 steps, dims {DIMS} (mosi6-shaped: {DIMS6}); mfeat "
+          f"1400/300/300, 6 vector modalities; budget epochs={budget.epochs}, batch={budget.batch_size}")
     print(f"{'dataset':12} {'method':10} {'train s':>8} {'stress s':>9} {'conds':>6} {'EMAP s':>7} {'K':>5} "
           f"{'gap ± MC se':>17} {'ratio':>6} {'CPU ratio':>9}")
     worst = 0.0

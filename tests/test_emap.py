@@ -103,26 +103,31 @@ def test_monte_carlo_estimate_converges_to_the_exact_projection(registry):
 
 def test_monte_carlo_agrees_with_the_exact_branch_within_its_standard_error(registry):
     """Three modalities: the Monte-Carlo projection's error against the exact one is of the
-    size its own jackknife standard error says (per sample and output, |z| rarely > 4)."""
+    size its partner groups say (per sample and output, |z| rarely > 4)."""
     task = _task(3)
     split = _split(task, 12)
     model = _build(registry, "tensor", task)
     exact = emap(model, split, generator=torch.Generator().manual_seed(0))
-    assert exact.exact and exact.replicates() == []
+    assert exact.exact and exact.precision(lambda p: float(p.mean())) == (0.0, 0.0)
     sampled = emap(model, split, generator=torch.Generator().manual_seed(3), partners=256)
-    reps = torch.stack(sampled.replicates())
-    g = reps.shape[0]
-    se = ((g - 1) / g * ((reps - reps.mean(0)) ** 2).sum(0)).sqrt()
+    means = sampled.group_means()
+    se = means.std(dim=0) / means.shape[0] ** 0.5
     z = (sampled.projection - exact.projection) / se
     assert (z.abs() < 4).float().mean() > 0.97 and z.abs().max() < 6
     assert 0.5 < z.std().item() < 1.6  # the standard error is neither far too small nor far too large
+    # the bootstrap standard error of a smooth statistic matches the error it makes
+    statistic = lambda p: float(p[:, 0].mean())  # noqa: E731
+    boot_se, _ = sampled.precision(statistic)
+    group_se = float(means[:, :, 0].mean(dim=1).std() / means.shape[0] ** 0.5)
+    assert 0.6 < boot_se / group_se < 1.4
+    assert abs(statistic(sampled.projection) - statistic(exact.projection)) < 4 * boot_se
 
 
 @pytest.mark.parametrize("method", ["additive", "late", "unimodal-1"])
 def test_monte_carlo_emap_is_exact_for_additive_models_on_mfeat(registry, method):
     """Issue 12 §3: six modalities force Monte Carlo; with common random numbers every
     additive model's projection equals its own outputs (the published board showed gaps of
-    0.014-0.139 for these), whatever the number of partners."""
+    0.014-0.139 for these), whatever the number of partners: every group agrees."""
     from benchmark_core.data import load_tensors
     from benchmark_core.emap import GROUPS
 
@@ -131,8 +136,8 @@ def test_monte_carlo_emap_is_exact_for_additive_models_on_mfeat(registry, method
     result = emap(model, data.test, generator=torch.Generator().manual_seed(0))
     assert result.partners == GROUPS  # Monte Carlo, smallest round
     assert torch.allclose(result.projection, result.original.double(), atol=1e-5)
-    for replicate in result.replicates():
-        assert torch.allclose(replicate, result.original.double(), atol=1e-5)
+    for group in result.group_means():
+        assert torch.allclose(group, result.original.double(), atol=1e-5)
 
 
 def test_emap_metrics_of_an_additive_model_on_mfeat_have_zero_gap_and_se(registry):
@@ -142,37 +147,47 @@ def test_emap_metrics_of_an_additive_model_on_mfeat_have_zero_gap_and_se(registr
     result = execute(spec, registry)
     assert result.ok, result.traceback
     m = result.metrics
-    assert m["emap/n_partners"] > 0 and m["emap/se_reached"] == 1.0
-    assert abs(m["emap/gap/accuracy"]) < 1e-9 and m["emap/gap_se/accuracy"] == 0.0
+    assert m["emap/n_partners"] == 16 and m["emap/se_reached"] == 1.0  # converged at once
+    assert abs(m["emap/gap/accuracy"]) < 1e-9
+    assert m["emap/gap_se/accuracy"] < 1e-12 and m["emap/gap_drift/accuracy"] < 1e-12
 
 
-def test_adaptive_partners_reach_the_target_standard_error(registry):
-    from benchmark_core.emap import GROUPS, jackknife_se
+def test_partners_double_until_converged_or_the_budget_is_spent(registry):
+    from benchmark_core.emap import GROUPS
 
     task = _task(3)
     split = _split(task, 70)  # 70^3 cells: Monte Carlo
     model = _build(registry, "tensor", task)
-    calls = []
+    seen = []
 
-    def se_of_mean(result):
-        estimate = result.projection.mean().item()
-        value = jackknife_se(estimate, [r.mean().item() for r in result.replicates()])
-        calls.append((result.partners, value))
-        return value
+    def converged_at(partners):
+        def check(result):
+            seen.append(result.partners)
+            return result.partners >= partners
+        return check
 
-    first = emap(model, split, generator=torch.Generator().manual_seed(0), partners=GROUPS)
-    start = se_of_mean(first)
-    calls.clear()
-    target = start / 3
-    result = emap(model, split, generator=torch.Generator().manual_seed(0), standard_error=se_of_mean,
-                  target_se=target)
-    assert calls[0][0] == GROUPS and len(calls) >= 2
-    assert calls[-1][1] <= target and result.partners == calls[-1][0] > 4 * GROUPS
-    assert all(later > earlier for (earlier, _), (later, _) in zip(calls, calls[1:]))
-    # an unreachable target stops at the evaluation budget and says so through the partners count
-    capped = emap(model, split, generator=torch.Generator().manual_seed(0), standard_error=se_of_mean,
-                  target_se=1e-9, max_evals=70 * 4 * 64)
-    assert capped.partners == 64 and capped.evaluations == 70 * 4 * 64
+    result = emap(model, split, generator=torch.Generator().manual_seed(0), converged=converged_at(64))
+    assert seen == [GROUPS, 2 * GROUPS, 4 * GROUPS] and result.partners == 64
+    assert result.evaluations == 70 * (3 + 1) * 64
+    # never converging stops at the evaluation budget
+    seen.clear()
+    capped = emap(model, split, generator=torch.Generator().manual_seed(0), converged=converged_at(10**9),
+                  max_evals=70 * 4 * 40)
+    assert capped.partners == 32 and seen == [GROUPS]  # 64 partners would exceed the budget
+
+
+def test_precision_shrinks_with_partners_and_is_reproducible(registry):
+    task = _task(3)
+    split = _split(task, 70)
+    model = _build(registry, "tensor", task)
+    y = split.y
+    accuracy = lambda p: float((p.argmax(dim=1) == y).double().mean())  # noqa: E731
+    small = emap(model, split, generator=torch.Generator().manual_seed(0), partners=16)
+    large = emap(model, split, generator=torch.Generator().manual_seed(0), partners=512)
+    se_small, _ = small.precision(accuracy)
+    se_large, _ = large.precision(accuracy)
+    assert 0 < se_large < se_small
+    assert small.precision(accuracy) == small.precision(accuracy)  # reproducible resamples
 
 
 def test_large_grids_fall_back_to_seeded_sampling_and_subsets_are_seeded(registry):

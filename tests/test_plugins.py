@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import benchmark_core
 
 from benchmark_core.errors import DuplicateRegistrationError, FuseBenchError, UnknownNameError
 from benchmark_core.plugins import build_registry, make_plugin_manager
@@ -64,7 +65,7 @@ def test_duplicate_name_names_both_distributions(install_plugin):
         build_registry()
     message = str(info.value)
     assert "'additive'" in message
-    assert "fusebench 0.1.0" in message and "fusebench-dup 0.0.1" in message
+    assert f"fusebench {benchmark_core.__version__}" in message and "fusebench-dup 0.0.1" in message
 
 
 def test_misspelt_hook_fails_loudly():

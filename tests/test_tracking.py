@@ -4,6 +4,7 @@ and skipping finished runs on a re-run."""
 from __future__ import annotations
 
 import json
+import benchmark_core
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def test_mlflow_holds_one_parent_and_a_child_per_runspec(suite):
         assert tags["fusebench.method"] == spec.method and tags["fusebench.seed"] == str(spec.seed)
         assert tags["fusebench.family"] == spec.method  # additive/tensor are their own families
         assert tags["fusebench.status"] == "finished"
-        assert tags["fusebench.data_hash"] and tags["fusebench.version.fusebench"] == "0.1.0"
+        assert tags["fusebench.data_hash"] and tags["fusebench.version.fusebench"] == benchmark_core.__version__
         assert tags["fusebench.metric_variants"] == "accuracy,f1_macro"
         assert params["budget.epochs"] == "2" and params["hparams.hidden"] == "32"
         assert params["dataset_options.n"] == "400"

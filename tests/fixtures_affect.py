@@ -199,3 +199,32 @@ def label_entries(videos: int = 6, segments: int = 4, seed: int = 2) -> dict[str
         values[0] = 0.0
         out[f"video{v:02d}"] = (values, intervals)
     return out
+
+
+def redirect_features(csd: Path, video: str, how: str, elsewhere: Path) -> np.ndarray:
+    """Make ``<root>/data/<video>/features`` of ``csd`` take its values from outside the
+    dataset, as a hostile file would: ``external`` raw storage in ``elsewhere`` (any local
+    file), an ``external_link`` or a ``virtual`` dataset into the HDF5 file ``elsewhere``, or a
+    ``soft_link`` to another place in the same file.  Returns the values a reader that
+    follows the redirection gets (a marker no real feature has)."""
+    with h5py.File(csd, "r+") as fh:
+        entry = fh[next(iter(fh))]["data"][video]
+        shape, dtype = entry["features"].shape, entry["features"].dtype
+        secret = np.full(shape, 1234.5, dtype=dtype)
+        del entry["features"]
+        if how == "external":
+            secret.tofile(elsewhere)
+            entry.create_dataset("features", shape, dtype, external=[(str(elsewhere), 0, secret.nbytes)])
+        elif how == "soft_link":
+            fh.create_dataset("elsewhere", data=secret)
+            entry["features"] = h5py.SoftLink("/elsewhere")
+        else:
+            with h5py.File(elsewhere, "w") as other:
+                other.create_dataset("secret", data=secret)
+            if how == "external_link":
+                entry["features"] = h5py.ExternalLink(str(elsewhere), "/secret")
+            else:
+                layout = h5py.VirtualLayout(shape, dtype)
+                layout[:] = h5py.VirtualSource(str(elsewhere), "secret", shape)
+                entry.create_virtual_dataset("features", layout)
+    return secret

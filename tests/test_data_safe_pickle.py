@@ -55,3 +55,24 @@ def test_truncated_file_gives_clear_error(tmp_path):
     path.write_bytes(pickle.dumps({"a": np.ones(100)})[:50])
     with pytest.raises(DataError, match="truncated or not a pickle"):
         safe_pickle.load(path)
+
+
+def test_protocol2_builtins_load():
+    """Protocol < 3 spells every builtin ``__builtin__.X``: an empty bytes is
+    ``__builtin__.bytes()``, which the allow-list used to refuse."""
+    data = {"empty": b"", "z": 1 + 2j, "ba": bytearray(b"xy"), "fs": frozenset({1}), "s": {"a"}}
+    assert safe_pickle.loads(pickle.dumps(data, protocol=2)) == data
+
+
+def test_shared_splits_and_lists_of_small_numbers_stay_within_the_budget():
+    """What real files do that costs most per byte: the same split stored under two names, and
+    lists of small ints (2 bytes in the file, an 8-byte slot each)."""
+    split = {"x": np.ones((50, 20, 8), dtype=np.float32), "audio_lengths": [7] * 200_000}
+    back = safe_pickle.loads(pickle.dumps({"train": split, "valid": split, "test": split}, protocol=2))
+    assert back["valid"] is back["test"] and len(back["train"]["audio_lengths"]) == 200_000
+
+
+def test_instances_of_arbitrary_classes_are_refused():
+    """NEWOBJ/INST/OBJ build instances of any class; data pickles use none of them."""
+    with pytest.raises(safe_pickle.UnsafePickleError, match=r"file\.pkl.*arbitrary classes"):
+        safe_pickle.loads(b"\x80\x04N)\x81.", source="file.pkl")

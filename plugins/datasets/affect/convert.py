@@ -95,6 +95,21 @@ def id_string(value: Any) -> str:
     return str(value)
 
 
+def sample_ids(raw: Any, split: str, samples: int, where: str) -> list[str]:
+    """One id string per sample from the split's ``id`` field, or ``split[i]`` when the file
+    has none (IEMOCAP).  A scalar is an error: a str would be read one character per sample."""
+    if raw is None:
+        return [f"{split}[{i}]" for i in range(samples)]
+    if not isinstance(raw, (list, tuple, np.ndarray)) or getattr(raw, "ndim", 1) == 0:
+        kind = "0-d numpy array" if isinstance(raw, np.ndarray) else type(raw).__name__
+        raise DataError(
+            f"{where} field 'id' is a single {kind}, not one id per sample (a list or "
+            f"array of {samples} ids). Fix the field, or remove it: without it FuseBench names the "
+            f"samples {split}[0], {split}[1], ..."
+        )
+    return [id_string(v) for v in raw]
+
+
 def at_rows(rows: np.ndarray, ids: Sequence[str] | None = None) -> str:
     """'rows [..] (ids [..])' for an error message: at most 10, so the user can find them."""
     shown = rows[:10].tolist()

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import h5py
 import numpy as np
@@ -30,6 +30,7 @@ from .convert import SPLIT_ALIASES, Converted, SplitArrays
 from .profiles import MODALITIES, AffectProfile, Folds
 
 EPS = 1e-5
+FIELDS = ("features", "intervals")  # the datasets of every <root>/data/<video> entry
 # File-name fragments (lower case) that identify a role, best first.  Words/phones csds hold
 # bytes and match none of the feature roles on purpose.
 ROLE_PATTERNS: dict[str, tuple[str, ...]] = {
@@ -66,11 +67,7 @@ class Csd:
 
     def entry(self, video: str) -> tuple[np.ndarray, np.ndarray]:
         where = f"{self.path} entry {self.root}/data/{video}"
-        node = self.group["data"][video]
-        for field in ("features", "intervals"):
-            if field not in node:
-                raise DataError(f"{where} has no {field!r} dataset; a .csd entry holds 'features' "
-                                "(T, D) and 'intervals' (T, 2). Re-download or re-deploy the file.")
+        node = self.group["data"][video]  # layout checked by open_csd
         features, intervals = node["features"][()], node["intervals"][()]
         if features.ndim == 1:
             features = features[:, None]
@@ -83,16 +80,75 @@ class Csd:
 
 @contextmanager
 def open_csd(path: Path) -> Iterator[Csd]:
+    """Open a .csd after checking that it reads nothing from outside itself and has the SDK
+    layout, so a bad file fails here, naming the file and the place inside it."""
     try:
         fh = h5py.File(path, "r")
     except OSError as exc:
         raise DataError(f"{path} is not a readable HDF5 .csd file ({exc}); download it again.") from exc
     with fh:
-        roots = list(fh.keys())
-        if not roots or not isinstance(fh[roots[0]], h5py.Group) or "data" not in fh[roots[0]]:
-            raise DataError(f"{path}: no '<root name>/data' group (top-level keys: {roots}); a "
-                            "computational sequence stores <root>/data/<video>/{features,intervals}.")
-        yield Csd(path, roots[0], fh[roots[0]])
+        _refuse_outside_storage(fh, path)
+        root = _check_layout(fh, path)
+        yield Csd(path, root, fh[root])
+
+
+def _refuse_outside_storage(fh: h5py.File, path: Path) -> None:
+    """Refuse soft/external links, external raw storage and virtual datasets anywhere in the
+    file.  The SDK writes none of them, and through them a .csd of a few KB reads any local
+    file (or another place in itself) into the features - and into the conversion cache."""
+    seen: set[object] = set()  # object ids: hard links may form cycles
+    groups: list[h5py.Group] = [fh]
+    while groups:
+        group = groups.pop()
+        for name in group:
+            where = f"{group.name.rstrip('/')}/{name}"
+            link = group.get(name, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                _outside(path, where, f"is an external link to {link.path!r} in {link.filename}")
+            if not isinstance(link, h5py.HardLink):
+                _outside(path, where, f"is a {type(link).__name__} to {getattr(link, 'path', '?')!r}")
+            node = group[name]
+            if node.id in seen:
+                continue
+            seen.add(node.id)
+            if isinstance(node, h5py.Group):
+                groups.append(node)
+            elif isinstance(node, h5py.Dataset) and node.external:
+                _outside(path, where, f"keeps its values in the external file {node.external[0][0]}")
+            elif isinstance(node, h5py.Dataset) and node.is_virtual:
+                sources = sorted({source.file_name for source in node.virtual_sources()})
+                _outside(path, where, f"is a virtual dataset reading {', '.join(sources)}")
+
+
+def _outside(path: Path, where: str, what: str) -> NoReturn:
+    raise DataError(
+        f"{path}: {where!r} {what}. A computational sequence keeps every dataset inside the .csd "
+        "(the SDK writes no links, external storage or virtual datasets), and reading this one "
+        "would copy bytes from elsewhere into the features and the conversion cache, so "
+        "FuseBench refuses the file before reading it. Re-download it or re-create it with the "
+        "CMU-MultimodalSDK; if you did not create it, delete it."
+    )
+
+
+def _check_layout(fh: h5py.File, path: Path) -> str:
+    """The root name, once ``<root>/data/<video>/{features,intervals}`` are known to exist."""
+    roots = list(fh.keys())
+    if not roots or not isinstance(fh[roots[0]], h5py.Group) or "data" not in fh[roots[0]]:
+        raise DataError(f"{path}: no '<root name>/data' group (top-level keys: {roots}); a "
+                        "computational sequence stores <root>/data/<video>/{features,intervals}.")
+    data = fh[roots[0]]["data"]
+    if not isinstance(data, h5py.Group):
+        raise DataError(f"{path}: '{roots[0]}/data' is a dataset of shape {data.shape}, not a group; a "
+                        "computational sequence stores one group per video, <root>/data/<video>/"
+                        "{features,intervals}. Re-download the file or re-create it with the SDK.")
+    for video, node in data.items():
+        missing = [field for field in FIELDS
+                   if not (isinstance(node, h5py.Group) and isinstance(node.get(field), h5py.Dataset))]
+        if missing:
+            raise DataError(f"{path} entry {roots[0]}/data/{video} has no {' or '.join(map(repr, missing))} "
+                            "dataset; a .csd entry is a group holding 'features' (T, D) and 'intervals' "
+                            "(T, 2). Re-download or re-deploy the file.")
+    return roots[0]
 
 
 def discover(directory: Path) -> list[Path]:

@@ -20,7 +20,7 @@ import numpy as np
 from benchmark_core import safe_pickle
 from benchmark_core.errors import DataError
 
-from .convert import Converted, SplitArrays, check_sizes, dense_features, id_string, require, research_splits
+from .convert import Converted, SplitArrays, check_sizes, dense_features, require, research_splits, sample_ids
 from .padding import Part, convert, given_lengths
 from .profiles import MODALITIES, AffectProfile
 
@@ -53,9 +53,8 @@ def read(path: Path, profile: AffectProfile, aligned: bool, padding: str) -> Con
     for split, fields in splits.items():
         where = f"{path} split {split!r}"
         mods = {m: dense_features(require(fields, m, where, fix), f"{where} field {m!r}") for m in MODALITIES}
-        raw_ids = fields.get("id")
         n = len(mods["text"])
-        ids[split] = [id_string(v) for v in raw_ids] if raw_ids is not None else [f"{split}[{i}]" for i in range(n)]
+        ids[split] = sample_ids(fields.get("id"), split, n, where)
         labels[split] = profile.labels(require(fields, "regression_labels", where, fix),
                                        f"{where} field 'regression_labels'",
                                        ids[split] if len(ids[split]) == n else None)

@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmark_core import safe_pickle
 from benchmark_core.errors import DataError
 
-from .convert import Converted, SplitArrays, check_sizes, dense_features, id_string, require, research_splits
+from .convert import Converted, SplitArrays, check_sizes, dense_features, require, research_splits, sample_ids
 from .padding import Part, convert
 from .profiles import MODALITIES, AffectProfile
 
@@ -33,9 +33,8 @@ def read(path: Path, profile: AffectProfile, aligned: bool, padding: str) -> Con
         where = f"{path} split {split!r}"
         fix = "A MulT file holds 'vision', 'audio', 'text', 'labels' (and 'id') per split."
         dense = {m: dense_features(require(fields, m, where, fix), f"{where} field {m!r}") for m in MODALITIES}
-        raw_ids = fields.get("id")
         n = len(dense["text"])
-        ids[split] = [id_string(v) for v in raw_ids] if raw_ids is not None else [f"{split}[{i}]" for i in range(n)]
+        ids[split] = sample_ids(fields.get("id"), split, n, where)
         labels[split] = profile.labels(require(fields, "labels", where, fix), f"{where} field 'labels'",
                                        ids[split] if len(ids[split]) == n else None)
         check_sizes(where, labels=len(labels[split]), id=len(ids[split]), **{m: len(a) for m, a in dense.items()})

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
 
 from .errors import FuseBenchError
@@ -68,6 +71,12 @@ class ProcessExecutor:
     ``workers`` defaults to the CPU count divided by the runs' thread budget.  Workers are
     reused across runs (each run reseeds everything), so a dataset is converted once per
     worker rather than once per run.
+
+    A worker that dies (SIGKILL from the out-of-memory killer, a segfault, ``os._exit``) breaks
+    the whole pool and every run it holds.  Those runs are not failed: the pool is rebuilt and
+    each is re-run alone, in a pool of one worker, where a death can only be its own; a run
+    that kills its worker there fails with how the worker ended, the others finish, and the
+    rest of the plan goes on in parallel again.
     """
 
     name = "process"
@@ -75,24 +84,83 @@ class ProcessExecutor:
     def __init__(self, workers: int | None = None, **_: Any):
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._size = 0
 
     def run(self, specs, on_start, progress=None):
         if not specs:
             return
         threads = max(s.budget.threads for s in specs)
-        workers = self.workers or max(1, (os.cpu_count() or 1) // threads)
-        self._pool = ProcessPoolExecutor(max_workers=min(workers, len(specs)),
-                                         mp_context=multiprocessing.get_context("spawn"),
+        workers = min(self.workers or max(1, (os.cpu_count() or 1) // threads), len(specs))
+        todo: deque[RunSpec] = deque(specs)
+        lost: deque[RunSpec] = deque()  # in the pool when a worker died: re-run one at a time
+        alone: set[str] = set()  # spec hashes re-run alone: their worker's death is their own
+        started: set[str] = set()
+        in_flight: dict[Future, RunSpec] = {}
+
+        def submit(spec: RunSpec, size: int) -> bool:
+            if self._pool is None or self._size != size:  # resized only while idle
+                self.shutdown()
+                self._start_pool(size)
+            if spec.spec_hash not in started:  # a re-run is the same MLflow run
+                started.add(spec.spec_hash)
+                on_start(spec)
+            try:
+                in_flight[self._pool.submit(_execute_in_worker, spec)] = spec
+            except BrokenProcessPool:  # a worker died since the last wait; nothing of this run ran
+                return False
+            return True
+
+        def fill() -> None:
+            # At most one run per worker, so the runs in flight are exactly those a death can take.
+            while not any(spec.spec_hash in alone for spec in in_flight.values()):
+                if lost:
+                    queue, size = lost, 1
+                    alone.add(lost[0].spec_hash)
+                elif todo and len(in_flight) < workers:
+                    queue, size = todo, workers
+                else:
+                    return
+                if submit(queue[0], size):
+                    queue.popleft()
+                elif in_flight:
+                    return  # the next wait finds the broken pool through the runs in flight
+                else:
+                    self.shutdown()  # an idle pool broke, with none of our runs in it: start afresh
+
+        fill()
+        while in_flight:
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            results = []
+            if any(isinstance(future.exception(), BrokenProcessPool) for future in done):
+                wait(in_flight)  # the broken pool fails every run it still holds
+                status = self._discard_broken_pool()
+                for future, spec in in_flight.items():
+                    if not isinstance(future.exception(), BrokenProcessPool):
+                        results.append(_result_of(future, spec))  # finished before the death
+                    elif spec.spec_hash in alone:
+                        results.append(RunResult(spec, "failed", error=_crash_reason(status)))
+                    else:
+                        lost.append(spec)
+                in_flight.clear()
+            else:
+                results = [_result_of(future, in_flight.pop(future)) for future in done]
+            fill()  # keep the workers busy while the driver records the results
+            yield from results
+
+    def _start_pool(self, size: int) -> None:
+        self._pool = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_worker_init)
-        pending: dict[Future, RunSpec] = {}
-        for spec in specs:
-            on_start(spec)
-            pending[self._pool.submit(_execute_in_worker, spec)] = spec
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                spec = pending.pop(future)
-                yield _result_of(future, spec)
+        self._size = size
+
+    def _discard_broken_pool(self) -> str:
+        """Shut the broken pool down and say how its dead worker ended (the pool terminates the
+        survivors with SIGTERM once one dies)."""
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=True)
+        self._pool = None
+        codes = [p.exitcode for p in processes if p.exitcode is not None]
+        dead = [code for code in codes if code != -signal.SIGTERM] or codes
+        return describe_exit(dead[0]) if dead else "exit status unknown"
 
     def shutdown(self) -> None:
         if self._pool is None:
@@ -105,12 +173,31 @@ class ProcessExecutor:
         self._pool = None
 
 
+def describe_exit(code: int) -> str:
+    """A process's exit status in words (negative: the signal that killed it)."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return f"killed by signal {-code}"
+    return f"killed by signal {-code}, {name}"
+
+
+def _crash_reason(status: str) -> str:
+    return (f"the worker process running this run died ({status}), also when the run was re-run alone "
+            "in a fresh worker, so the run itself kills its process: a crash in native code (segfault, "
+            "abort), os._exit in the method or dataset code, or the out-of-memory killer (SIGKILL; try a "
+            "smaller --batch-size or fewer --workers). The other runs of the plan went on.")
+
+
 def _result_of(future: Future, spec: RunSpec) -> RunResult:
-    """A worker that died (OOM-killed, segfault) still yields a failed result."""
+    """A result the worker could not hand back (e.g. it does not pickle) is a failed run."""
     try:
         return future.result()
     except Exception as exc:  # noqa: BLE001
-        return RunResult(spec, "failed", error=f"worker crashed: {type(exc).__name__}: {exc}")
+        return RunResult(spec, "failed",
+                         error=f"the worker could not hand the result back: {type(exc).__name__}: {exc}")
 
 
 class RayExecutor:

@@ -4,14 +4,23 @@ Built-in plugins (``plugins/``) are listed as entry points of the ``fusebench`` 
 so they load through the very same path as a third party's.  Environment variables
 ``FUSEBENCH_LOAD_PLUGINS`` (only these entry-point names) and ``FUSEBENCH_BLOCK_PLUGINS``
 (all but these) select what loads, as llm/datasette/tox do.
+
+One broken installed plugin must not take FuseBench down for everyone: entry points are loaded
+one at a time, and one that fails to import, to validate or in a registration hook is recorded
+as a ``PluginFailure`` (all of its registrations dropped) while the others load.  Plugin objects
+passed in-process (tests, ``fusebench.testing.make_registry(my_plugin)``) still raise: whoever
+passes them is their author and wants the traceback.
 """
 
 from __future__ import annotations
 
 import functools
+import multiprocessing
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 import pluggy
@@ -36,28 +45,84 @@ def _split_env(name: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
 
 
+def _last_line(exc: BaseException) -> str:
+    """The exception's type and the last line of its message: one line a user can act on."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[-1].strip()}" if lines else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """An installed plugin that could not be loaded: which one, where from, and why."""
+
+    plugin: str  # entry-point name (what FUSEBENCH_BLOCK_PLUGINS takes)
+    distribution: str | None
+    version: str | None
+    stage: str  # what raised: "importing it", "its register_methods hook", ...
+    error: str  # _last_line of the exception
+
+    @property
+    def who(self) -> str:
+        return f"{self.plugin!r} ({self.distribution} {self.version})" if self.distribution else repr(self.plugin)
+
+    @property
+    def message(self) -> str:
+        return (f"The installed plugin {self.who} failed to load: "
+                f"{self.stage} raised {self.error}. Everything it registers is unavailable and the other "
+                f"plugins work without it; fix or uninstall it, or set FUSEBENCH_BLOCK_PLUGINS={self.plugin} "
+                "to skip it.")
+
+
+class PluginManager(pluggy.PluginManager):
+    """pluggy's manager plus, per installed plugin, its distribution, and the ones that failed."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        # entry-point name -> (distribution, version) of every installed plugin that loaded
+        self.distributions: dict[str, tuple[str | None, str | None]] = {}
+        self.failures: list[PluginFailure] = []
+
+    def load_entry_points(self, only: Iterable[str] = ()) -> None:
+        """Import and register each entry point of the group on its own (``only``: these names);
+        one that raises, or implements a hook FuseBench does not define, is recorded and skipped."""
+        only = set(only)
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if (only and ep.name not in only) or self.has_plugin(ep.name) or self.is_blocked(ep.name):
+                continue
+            dist = ep.dist
+            origin = (dist.metadata["Name"], dist.version) if dist is not None else (None, None)
+            stage = "importing it"
+            try:
+                plugin = ep.load()
+                stage = "registering its hooks"
+                self.register(plugin, name=ep.name)
+                self.check_pending()  # the plugins before it passed: a misspelt hook is this one's
+            except Exception as exc:  # noqa: BLE001 - isolation is the point
+                if self.get_plugin(ep.name) is not None:
+                    self.unregister(name=ep.name)
+                self.failures.append(PluginFailure(ep.name, *origin, stage, _last_line(exc)))
+                continue
+            self.distributions[ep.name] = origin
+
+
 def make_plugin_manager(
     *, entrypoints: bool = True, plugins: Iterable[Any] = (), load: Iterable[str] | None = None,
     block: Iterable[str] | None = None,
-) -> pluggy.PluginManager:
+) -> PluginManager:
     """Build a fresh plugin manager.
 
     ``entrypoints`` loads the ``fusebench`` entry-point group (built-ins included);
     ``plugins`` are extra in-process plugin objects (modules or classes with hookimpls);
     ``load``/``block`` restrict entry points by name (default: the environment variables).
     """
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
+    pm = PluginManager()
     load = list(load) if load is not None else _split_env("FUSEBENCH_LOAD_PLUGINS")
     block = list(block) if block is not None else _split_env("FUSEBENCH_BLOCK_PLUGINS")
     for name in block:
         pm.set_blocked(name)
     if entrypoints:
-        if load:
-            for name in load:
-                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=name)
-        else:
-            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        pm.load_entry_points(load)
     for plugin in plugins:
         pm.register(plugin)
     try:
@@ -87,40 +152,58 @@ class Registration:
 
 
 class Registry:
-    """Everything the plugins registered, keyed by kind then name (built once per pm)."""
+    """Everything the plugins registered, keyed by kind then name (built once per pm), and the
+    installed plugins that failed to load (``failures``)."""
 
-    def __init__(self, pm: pluggy.PluginManager):
+    def __init__(self, pm: PluginManager):
         self.pm = pm
-        dists = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
+        self.failures: list[PluginFailure] = list(pm.failures)
         self._items: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
-        for kind, (hook_name, spec_cls, noun) in KINDS.items():
-            hook = getattr(pm.hook, hook_name)
-            for impl in reversed(hook.get_hookimpls()):  # registration order
-                dist = dists.get(id(impl.plugin))
-                origin = dict(
-                    plugin=impl.plugin_name,
-                    distribution=dist.project_name if dist else None,
-                    version=dist.version if dist else None,
-                )
-                register = functools.partial(self._add, kind, spec_cls, noun, origin)
-                kwargs = {name: register for name in impl.argnames}
-                impl.function(**kwargs)
+        for name, plugin in pm.list_name_plugin():  # registration order
+            if plugin is not None:  # None: blocked
+                self._register_plugin(name, plugin)
 
-    def _add(self, kind: str, spec_cls: type, noun: str, origin: Mapping[str, Any], spec: Any) -> None:
+    def _register_plugin(self, name: str, plugin: Any) -> None:
+        """Call the plugin's hooks and keep all it registered, or (an installed plugin whose hook
+        raises) none of it: half a plugin would fail later, and more obscurely."""
+        distribution, version = self.pm.distributions.get(name, (None, None))
+        origin = dict(plugin=name, distribution=distribution, version=version)
+        staged: list[tuple[str, Registration]] = []
+        for kind, (hook_name, spec_cls, noun) in KINDS.items():
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                if impl.plugin is not plugin:
+                    continue
+                register = functools.partial(self._stage, staged, kind, spec_cls, noun, origin)
+                try:
+                    impl.function(**{arg: register for arg in impl.argnames})
+                except Exception as exc:  # noqa: BLE001 - one installed plugin must not sink the rest
+                    if name not in self.pm.distributions:
+                        raise
+                    self.failures.append(PluginFailure(name, distribution, version, f"its {hook_name} hook",
+                                                       _last_line(exc)))
+                    return
+        for kind, registration in staged:
+            self._add(kind, registration)
+
+    @staticmethod
+    def _stage(staged: list[tuple[str, Registration]], kind: str, spec_cls: type, noun: str,
+               origin: Mapping[str, Any], spec: Any) -> None:
         if not isinstance(spec, spec_cls):
             raise SpecError(
                 f"plugin {origin['plugin']!r} passed {type(spec).__name__} to the {noun} register "
                 f"callback; it accepts {spec_cls.__name__} objects."
             )
-        new = Registration(spec=spec, **origin)
-        existing = self._items[kind].get(spec.name)
+        staged.append((kind, Registration(spec=spec, **origin)))
+
+    def _add(self, kind: str, new: Registration) -> None:
+        existing = self._items[kind].get(new.spec.name)
         if existing is not None:
             raise DuplicateRegistrationError(
-                f"The {noun} name {spec.name!r} is registered twice: by {existing.origin} and by "
+                f"The {KINDS[kind][2]} name {new.spec.name!r} is registered twice: by {existing.origin} and by "
                 f"{new.origin}. Names must be unique; uninstall one of the two distributions or "
                 f"block one plugin with FUSEBENCH_BLOCK_PLUGINS=<entry point name>."
             )
-        self._items[kind][spec.name] = new
+        self._items[kind][new.spec.name] = new
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -128,10 +211,14 @@ class Registry:
         return sorted(self._items[kind])
 
     def registration(self, kind: str, name: str, flag: str | None = None) -> Registration:
-        try:
+        if name in self._items[kind]:
             return self._items[kind][name]
-        except KeyError:
-            raise UnknownNameError(KINDS[kind][2], name, self._items[kind], flag) from None
+        error = UnknownNameError(KINDS[kind][2], name, self._items[kind], flag)
+        if self.failures:  # what a broken plugin would have registered is unknowable: say it may be one
+            broken = "; ".join(f"{f.who}, which failed to load ({f.error})" for f in self.failures)
+            error.message += (f" It may come from the installed plugin {broken}: fix or reinstall it to use "
+                              "what it registers.")
+        raise error
 
     def get(self, kind: str, name: str, flag: str | None = None) -> Any:
         return self.registration(kind, name, flag).spec
@@ -165,23 +252,19 @@ class Registry:
         return list(dict.fromkeys(names))
 
     def plugin_report(self) -> list[dict[str, Any]]:
-        """What each plugin registered, for ``bench plugins``."""
+        """What each plugin registered, for ``bench plugins``; a plugin that failed to load has
+        ``"error"`` (the paragraph saying why) and registered nothing."""
         report: dict[str, dict[str, Any]] = {}
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is not None:
+                distribution, version = self.pm.distributions.get(name, (None, None))
+                report[name] = {"name": name, "distribution": distribution, "version": version, "registered": {}}
         for kind in KINDS:
             for reg in self.items(kind):
-                entry = report.setdefault(
-                    reg.plugin,
-                    {"name": reg.plugin, "distribution": reg.distribution, "version": reg.version,
-                     "registered": {}},
-                )
-                entry["registered"].setdefault(kind, []).append(reg.spec.name)
-        for plugin_name, plugin in self.pm.list_name_plugin():
-            if plugin is not None and plugin_name not in report:
-                dist = dict((id(p), d) for p, d in self.pm.list_plugin_distinfo()).get(id(plugin))
-                report[plugin_name] = {
-                    "name": plugin_name, "distribution": dist.project_name if dist else None,
-                    "version": dist.version if dist else None, "registered": {},
-                }
+                report[reg.plugin]["registered"].setdefault(kind, []).append(reg.spec.name)
+        for failure in self.failures:
+            report[failure.plugin] = {"name": failure.plugin, "distribution": failure.distribution,
+                                      "version": failure.version, "registered": {}, "error": failure.message}
         return sorted(report.values(), key=lambda e: e["name"])
 
     def dist_version(self, kind: str, name: str) -> str:
@@ -196,5 +279,11 @@ def build_registry(**kwargs: Any) -> Registry:
 
 @functools.cache
 def get_registry() -> Registry:
-    """The process-wide registry used by the CLI and workers (built once)."""
-    return build_registry()
+    """The process-wide registry used by the CLI and workers (built once).  Plugins that failed
+    to load are reported here, so every command says so; only by the driver: workers re-read
+    the entry points and would repeat it once per process."""
+    registry = build_registry()
+    if multiprocessing.parent_process() is None:
+        for failure in registry.failures:
+            print(f"bench: warning: {failure.message}", file=sys.stderr)
+    return registry

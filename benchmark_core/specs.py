@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -306,6 +307,31 @@ class ExecutorSpec(_Spec):
         _check_name("executor", self.name)
 
 
+# Seeds are stored as signed 64-bit integers (MLflow's SQLite store, pandas) and must seed
+# torch and numpy: 0 <= seed <= 2**63 - 1 holds everywhere.
+MAX_SEED = 2**63 - 1
+
+# What ``--device`` accepts: the CPU or a CUDA device (torch's default one, or by index).
+_DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
+
+
+def check_seed(seed: Any) -> None:
+    """One rule for RunSpec and ``--seeds``: out-of-range seeds fail before any run starts
+    instead of inside torch/numpy (a traceback per run) or the result store."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise SpecError(f"seed {seed!r} is out of range: seeds are integers from 0 to {MAX_SEED} "
+                        "(2**63 - 1, what torch, numpy and the result store all hold)")
+
+
+def _check_number(name: str, value: Any, *, positive: bool) -> None:
+    # NaN compares False with everything, so "value < 0" would let it through: test what is allowed.
+    allowed = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (
+        value > 0 if positive else value >= 0)
+    if not allowed:
+        bound = "a positive finite number" if positive else "a finite number >= 0"
+        raise SpecError(f"budget {name} must be {bound}, got {value!r} (--{name.replace('_', '-')})")
+
+
 @dataclass(frozen=True)
 class Budget(_Spec):
     """The training budget, identical for every method of a suite."""
@@ -330,16 +356,33 @@ class Budget(_Spec):
                 )
         if not isinstance(self.patience, int) or self.patience < 0:
             raise SpecError(f"budget patience must be an integer >= 0, got {self.patience!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise SpecError(f"budget lr must be a positive finite number, got {self.lr!r} (--lr)")
-        if self.weight_decay < 0:
-            raise SpecError(f"budget weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.grad_clip < 0:
-            raise SpecError(f"budget grad_clip must be >= 0 (0 disables), got {self.grad_clip!r}")
+        _check_number("lr", self.lr, positive=True)
+        _check_number("weight_decay", self.weight_decay, positive=False)  # 0: no weight decay
+        _check_number("grad_clip", self.grad_clip, positive=False)  # 0: no clipping
         if self.optimizer not in ("adam", "adamw", "sgd"):
             raise SpecError(
                 f"budget optimizer must be adam|adamw|sgd, got {self.optimizer!r} (--optimizer)"
             )
+        if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
+            raise SpecError(f"--device {self.device!r} is not a device: use cpu, cuda or cuda:N "
+                            "(N a CUDA device index, e.g. cuda:0).")
+
+    def check_device(self) -> None:
+        """Refuse a CUDA device this machine lacks, before anything runs: torch would only fail
+        inside every run.  Not part of validation: a stored spec must load on any machine."""
+        if self.device == "cpu":
+            return
+        import torch  # lazily: specs are imported by torch-free commands (leaderboard)
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise SpecError(f"--device {self.device}: no CUDA device is available on this machine (torch "
+                            f"{torch.__version__} finds no GPU, or is a CPU-only build); use --device cpu.")
+        index = int(self.device.partition(":")[2] or 0)
+        if index >= count:
+            raise SpecError(f"--device {self.device}: this machine has {count} CUDA device"
+                            f"{'s' if count > 1 else ''} (cuda:0 to cuda:{count - 1}); pick one of "
+                            "them or use --device cpu.")
 
 
 @dataclass(frozen=True)
@@ -364,8 +407,7 @@ class RunSpec(_Spec):
     data_hash: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise SpecError(f"seed must be a non-negative integer, got {self.seed!r}")
+        check_seed(self.seed)
         for name in ("hparams", "dataset_options", "evaluation", "versions"):
             object.__setattr__(self, name, dict(sorted(getattr(self, name).items())))
 

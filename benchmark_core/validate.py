@@ -592,7 +592,7 @@ def validate_plugin(name: str, registry: Registry | None = None,
     if registry is None:
         try:
             registry = registry_factory()
-        except Exception as exc:  # noqa: BLE001 - some plugin fails at registration time
+        except Exception as exc:  # noqa: BLE001 - e.g. two plugins register one name
             registry = _registry_without_broken(name, exc, report, registry_factory)
             if registry is None:
                 return report
@@ -605,11 +605,17 @@ def validate_plugin(name: str, registry: Registry | None = None,
     report.entry_points = plugins
     entries = [e for e in registry.plugin_report() if e["name"] in plugins]
     report.distribution, report.version = entries[0]["distribution"], entries[0]["version"]
+    # The registry leaves out installed plugins that fail to load and says why.
+    report.problems += [e["error"] for e in entries if "error" in e]
+    others = [f.plugin for f in registry.failures if f.plugin not in plugins]
+    if others:
+        report.notes.append(f"other installed plugins fail to load and were left out: {', '.join(others)}")
     for kind in KINDS:
         report.checked[kind] = [reg.spec.name for reg in registry.items(kind) if reg.plugin in plugins]
     if not any(report.checked.values()):
-        report.problems.append(f"plugin {name!r} registered nothing: check that its functions are "
-                               "decorated with @hookimpl and named like the hooks (register_methods, ...)")
+        if not report.problems:
+            report.problems.append(f"plugin {name!r} registered nothing: check that its functions are "
+                                   "decorated with @hookimpl and named like the hooks (register_methods, ...)")
         return report
     for method in report.checked["methods"]:
         report.problems += check_method(registry.method(method))

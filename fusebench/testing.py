@@ -20,7 +20,10 @@ Fixtures (all prefixed ``fusebench_`` so they never shadow yours):
 
 * ``fusebench_env`` — hermetic caches and environment for one test (offline Hugging Face,
   temporary caches, no ambient ``MLFLOW_TRACKING_URI``/``FUSEBENCH_*`` selection variables,
-  the CLI's cached registry cleared before and after);
+  the CLI's cached registry cleared before and after); it blocks the entry points that
+  ``fusebench_block_plugins`` lists;
+* ``fusebench_block_plugins`` — the explicit block list (default: none); override it in your
+  ``conftest.py`` to skip an installed plugin that is broken or in the way;
 * ``fusebench_registry`` — a fresh registry of everything installed;
 * ``fusebench_make_registry`` — the ``make_registry`` factory (clears the CLI cache on teardown);
 * ``fusebench_budget`` — ``TINY_BUDGET`` (one epoch, batch 32);
@@ -141,9 +144,18 @@ def run_cli(*args: str) -> CliResult:
 # -- fixtures ----------------------------------------------------------------------------------
 
 @pytest.fixture
-def fusebench_env(tmp_path_factory, monkeypatch):
+def fusebench_block_plugins() -> list[str]:
+    """Entry-point names ``fusebench_env`` blocks (FUSEBENCH_BLOCK_PLUGINS).  The ambient variable
+    is cleared, for tests that do not depend on the machine; override this fixture to skip an
+    installed plugin explicitly, e.g. ``return ["broken_plugin"]``."""
+    return []
+
+
+@pytest.fixture
+def fusebench_env(tmp_path_factory, monkeypatch, fusebench_block_plugins):
     """Hermetic environment for one test: offline Hugging Face, temporary caches, no ambient
-    tracking URI or plugin selection, fresh CLI registry and in-process data cache."""
+    tracking URI or plugin selection (only the explicit ``fusebench_block_plugins``), fresh CLI
+    registry and in-process data cache."""
     cache = tmp_path_factory.mktemp("fusebench-cache")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
@@ -152,6 +164,8 @@ def fusebench_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("FUSEBENCH_CACHE_DIR", str(cache / "fusebench"))
     for name in ("MLFLOW_TRACKING_URI", "FUSEBENCH_DATA_DIR", "FUSEBENCH_LOAD_PLUGINS", "FUSEBENCH_BLOCK_PLUGINS"):
         monkeypatch.delenv(name, raising=False)
+    if fusebench_block_plugins:
+        monkeypatch.setenv("FUSEBENCH_BLOCK_PLUGINS", ",".join(fusebench_block_plugins))
     get_registry.cache_clear()
     _data._CACHE.clear()
     yield cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shlex
 import signal
@@ -21,10 +22,20 @@ LIST_KINDS = {"methods": "methods", "datasets": "datasets", "metrics": "metrics"
 
 
 def _int_list(text: str) -> list[int]:
+    """``--seeds``: refused here, by argparse, so a bad list fails before anything is loaded or created."""
+    from .specs import check_seed
+
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"no seeds given ({text!r}); pass e.g. --seeds 0 or --seeds 0,1,2")
+    for value in values:
+        try:
+            check_seed(value)
+        except SpecError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return values
 
 
@@ -119,13 +130,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from .plugins import get_registry
     from .suite import make_plan, parse_hparams, print_failures, run_suite, with_baselines
-    from .tracking import Tracker
+    from .store import check_store
+    from .tracking import Tracker, default_tracking_uri
 
     registry = get_registry()
     try:
         budget = Budget(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
                         weight_decay=args.weight_decay, patience=args.patience, grad_clip=args.grad_clip,
                         threads=args.threads, device=args.device)
+        if not args.address:  # with --address the runs execute on a cluster, whose GPUs this machine cannot see
+            budget.check_device()
     except SpecError as exc:
         raise FuseBenchError(str(exc)) from None
     methods = registry.select("methods", args.methods, "--methods")
@@ -153,9 +167,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if name not in datasets:
             raise FuseBenchError(f"--dataset-option names dataset {name!r}, which is not in --datasets {datasets}.")
     executor_spec = registry.executor(args.executor) if args.executor else None
-    tracker = Tracker(args.tracking_uri, args.suite)
+    if args.workers is not None and args.workers < 1:
+        raise FuseBenchError(f"--workers must be at least 1, got {args.workers}.")
+    # Everything is validated (and the store probed) before anything is created on disk.
+    uri = args.tracking_uri or default_tracking_uri()
+    check_store(uri)
     specs = make_plan(registry, methods, datasets, args.seeds, budget, parse_hparams(args.hparam),
                       dataset_options, evaluation, on_skip=lambda msg: print(f"note: {msg}", file=sys.stderr))
+    tracker = Tracker(uri, args.suite)
     print(f"Planned {len(specs)} runs ({len(methods)} methods x {len(datasets)} datasets x "
           f"{len(set(args.seeds))} seeds); tracking at {tracker.uri}, experiment fusebench/{args.suite}.")
     runs_bar = tqdm(total=len(specs), desc="runs", unit="run", file=sys.stderr, disable=None)
@@ -180,17 +199,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             runs_bar.write(f"note: {result.spec.dataset}: replaced non-finite feature values with 0 "
                            f"(count per modality: {replaced}); logged as data/nonfinite_replaced/*")
 
-    if args.workers is not None and args.workers < 1:
-        raise FuseBenchError(f"--workers must be at least 1, got {args.workers}.")
     executor = executor_spec.factory(registry=registry, workers=args.workers, address=args.address, gpus=args.gpus)
     command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = run_suite(registry, specs, tracker, executor, command, echo=print, progress=progress,
                        on_result=on_result)
-    runs_bar.update(len(report.skipped))
+    runs_bar.update(len(report.skipped) + len(report.busy))
     runs_bar.close()
     trained = len(report.results)
+    busy = f", {len(report.busy)} left to another running driver" if report.busy else ""
     print(f"Done: {trained} trained, {len(report.skipped)} skipped as already finished, "
-          f"{len(report.failures)} failed. See `bench leaderboard --suite {args.suite}`.")
+          f"{len(report.failures)} failed{busy}. See `bench leaderboard --suite {args.suite}`.")
     print_failures(report)
     return 1 if report.failures else 0
 
@@ -271,13 +289,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     args = build_parser().parse_args(argv)
+    # MLflow logs store errors with a full traceback before raising them; FuseBench reports
+    # them itself, in one paragraph (and its schema-creation notes are noise on every new store).
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     # SIGTERM (batch schedulers, `kill`) gets the same clean shutdown as Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return COMMANDS[args.command](args)
     except FuseBenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("bench: interrupted; finished runs are saved, re-run the same command to resume.", file=sys.stderr)
         return 130

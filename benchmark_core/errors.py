@@ -7,7 +7,11 @@ from collections.abc import Iterable
 
 
 class FuseBenchError(Exception):
-    """Base class for errors shown to the user as a single paragraph (no traceback)."""
+    """Base class for errors shown to the user as a single paragraph (no traceback).
+
+    ``exit_code``: what ``bench`` exits with (2: usage or input error; 1: the work failed)."""
+
+    exit_code = 2
 
 
 class UnknownNameError(FuseBenchError, KeyError):

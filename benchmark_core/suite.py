@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .claims import Claims
 from .data import load_tensors
 from .errors import FuseBenchError
+from .models import COMMON_DEFAULTS
 from .plugins import Registry
 from .provenance import git_sha, plugin_versions
-from .models import COMMON_DEFAULTS
 from .runner import RunResult, resolve_hparams
 from .specs import Budget, RunSpec
+from .store import sqlite_path
 from .tracking import Tracker
 
 
@@ -146,27 +150,98 @@ class SuiteReport:
     planned: int
     skipped: list[RunSpec] = field(default_factory=list)
     results: list[RunResult] = field(default_factory=list)
+    # runs another live driver claimed on the same store: it trains them, this one does not
+    busy: list[RunSpec] = field(default_factory=list)
 
     @property
     def failures(self) -> list[RunResult]:
         return [r for r in self.results if not r.ok]
 
 
+class SuiteAborted(FuseBenchError):
+    """The driver could not go on (e.g. the store became unwritable); finished runs are kept."""
+
+    exit_code = 1
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of a chain (a sqlite error under SQLAlchemy under MLflow)."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
+    return exc
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _aborted(tracker: Tracker, exc: BaseException, finished: int) -> SuiteAborted:
+    """One paragraph for a driver that stopped on an error: the real cause, not 'interrupted'."""
+    root = _root_cause(exc)
+    cause = _first_line(root) if root is exc else f"{_first_line(root)} (under {type(exc).__name__})"
+    hint = ""
+    text = f"{exc} {root}".lower()
+    if isinstance(root, OSError) or any(w in text for w in ("disk", "full", "readonly", "read-only", "i/o")):
+        path = sqlite_path(tracker.uri)
+        where = path.parent if path is not None else Path.cwd()
+        try:
+            free = f"{shutil.disk_usage(where).free / 2**20:.0f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        hint = (f" Writing to the store failed: check the disk holding {where} ({free}), a file-size limit "
+                "(`ulimit -f`) and write permission.")
+    return SuiteAborted(
+        f"The suite stopped: {cause}.{hint} The {finished} run(s) finished before are kept in "
+        f"{tracker.uri}; fix the cause and re-run the same command to resume."
+    )
+
+
 def run_suite(registry: Registry, specs: Sequence[RunSpec], tracker: Tracker, executor,
               command: str = "bench run", echo: Callable[[str], None] = print,
-              progress=None, on_result: Callable[[RunResult], None] | None = None) -> SuiteReport:
-    """Execute the specs not already finished in the tracker; log each result as it arrives."""
+              progress=None, on_result: Callable[[RunResult], None] | None = None,
+              claims: Claims | None = None) -> SuiteReport:
+    """Execute the specs not already finished in the tracker; log each result as it arrives.
+
+    Runs are claimed before they are handed to the executor (:mod:`benchmark_core.claims`), so
+    a second driver on the same store trains only what this one did not claim."""
     specs = unique_specs(specs, echo)
     report = SuiteReport(planned=len(specs))
     finished = tracker.finished_hashes()
-    todo = []
-    for spec in specs:
-        (report.skipped if spec.spec_hash in finished else todo).append(spec)
-    if report.skipped:
-        echo(f"Skipping {len(report.skipped)} of {len(specs)} runs already finished in "
-             f"{tracker.uri} (same spec_hash); nothing to retrain for them.")
-    if not todo:
-        return report
+    candidates = [spec for spec in specs if spec.spec_hash not in finished]
+    report.skipped = [spec for spec in specs if spec.spec_hash in finished]
+    claims = claims or Claims(tracker.uri)
+    try:
+        with deferred_interrupts():
+            taken = claims.acquire([(spec.spec_hash, spec.label) for spec in candidates]) if candidates else {}
+        finished = tracker.finished_hashes() if candidates else finished  # another driver may just have finished some
+        todo = []
+        for spec in candidates:
+            if spec.spec_hash in taken:
+                report.busy.append(spec)
+            elif spec.spec_hash in finished:
+                report.skipped.append(spec)
+            else:
+                todo.append(spec)
+        claims.release([spec.spec_hash for spec in report.skipped])
+        if report.skipped:
+            echo(f"Skipping {len(report.skipped)} of {len(specs)} runs already finished in "
+                 f"{tracker.uri} (same spec_hash); nothing to retrain for them.")
+        if report.busy:
+            holders = sorted({f"driver pid {h.pid} on {h.host}" for h in (taken[s.spec_hash] for s in report.busy)})
+            echo(f"Leaving {len(report.busy)} run(s) to another `bench run` on this store that claimed them "
+                 f"({'; '.join(holders)}); re-run this command after it stops to pick up any it did not finish.")
+        if todo:
+            _execute(registry, todo, tracker, executor, command, echo, progress, on_result, report, claims)
+    finally:
+        with deferred_interrupts():
+            claims.release_all()
+    return report
+
+
+def _execute(registry, todo, tracker, executor, command, echo, progress, on_result, report, claims) -> None:
     closed = tracker.recover_interrupted()
     if closed:
         echo(f"Marked {len(closed)} run(s) interrupted by an earlier killed `bench run` as KILLED: "
@@ -182,7 +257,7 @@ def run_suite(registry: Registry, specs: Sequence[RunSpec], tracker: Tracker, ex
         with deferred_interrupts():
             children[spec.spec_hash] = tracker.start_child(parent, spec, family)
 
-    status = "FINISHED"
+    status, reason, error = "FINISHED", "", None
     try:
         for result in executor.run(todo, on_start, progress):
             if result.spec.spec_hash not in children:  # executor did not announce the start
@@ -190,21 +265,35 @@ def run_suite(registry: Registry, specs: Sequence[RunSpec], tracker: Tracker, ex
             with deferred_interrupts():
                 tracker.log_result(children[result.spec.spec_hash], result)
                 del children[result.spec.spec_hash]
+                claims.release([result.spec.spec_hash])
             report.results.append(result)
             if on_result:
                 on_result(result)
-    except BaseException:
-        status = "KILLED"
+    except KeyboardInterrupt:
+        status, reason = "KILLED", "interrupted (Ctrl-C/SIGTERM) before the run finished"
         raise
+    except Exception as exc:  # noqa: BLE001 - reported as one paragraph with the real cause
+        status = "FAILED"
+        error = _aborted(tracker, exc, sum(r.ok for r in report.results))
+        reason = f"the driver stopped before the run finished: {type(exc).__name__}: {str(exc).strip()[-300:]}"
+        raise error from exc
     finally:
         with deferred_interrupts():
-            for run_id in children.values():  # started but never finished: interrupted
-                tracker.mark_killed(run_id, "interrupted (Ctrl-C/SIGTERM) before the run finished")
-            if report.failures and status == "FINISHED":
-                status = "FAILED"
-            tracker.end_run(parent, status)
-            executor.shutdown()
-    return report
+            try:
+                for run_id in children.values():  # started but never finished
+                    try:
+                        (tracker.mark_killed if status == "KILLED" else tracker.mark_failed)(run_id, reason)
+                    except Exception:  # noqa: BLE001 - the store failed (disk full): the next run closes it
+                        if error is None:
+                            raise
+                if report.failures and status == "FINISHED":
+                    status = "FAILED"
+                tracker.end_run(parent, status)
+            except Exception:  # noqa: BLE001 - the store itself failed (disk full): the next run closes them
+                if error is None:
+                    raise
+            finally:
+                executor.shutdown()
 
 
 def print_failures(report: SuiteReport, echo: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> None:

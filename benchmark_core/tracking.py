@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .errors import FuseBenchError
+from .store import check_store, ensure_sqlite_store
 
 TAG = "fusebench"
 DEFAULT_SUITE = "default"
@@ -65,9 +66,13 @@ class Tracker:
 
         self.uri = tracking_uri or default_tracking_uri()
         self.suite = suite
+        check_store(self.uri)
         try:
+            ensure_sqlite_store(self.uri, self._artifact_location())
             self.client = MlflowClient(tracking_uri=self.uri)
             self.experiment_id = self._ensure_experiment(experiment_name(suite))
+        except FuseBenchError:
+            raise
         except Exception as exc:  # noqa: BLE001 - any backend failure means the store is unusable
             raise FuseBenchError(
                 f"Cannot use the MLflow tracking URI {self.uri!r}: {type(exc).__name__}: {exc}. "
@@ -88,7 +93,13 @@ class Tracker:
             if existing.lifecycle_stage == "deleted":
                 self.client.restore_experiment(existing.experiment_id)
             return existing.experiment_id
-        return self.client.create_experiment(name, artifact_location=self._artifact_location())
+        try:
+            return self.client.create_experiment(name, artifact_location=self._artifact_location())
+        except Exception:  # noqa: BLE001 - another driver created it a moment ago
+            existing = self.client.get_experiment_by_name(name)
+            if existing is None:
+                raise
+            return existing.experiment_id
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -103,12 +114,14 @@ class Tracker:
         return run.info.run_id
 
     def recover_interrupted(self) -> list[str]:
-        """Close runs left RUNNING by a driver that was killed (SIGKILL, power loss).
+        """Close runs left RUNNING by a driver that was killed (SIGKILL, power loss) or that
+        stopped when it could no longer write (a full disk).
 
         A parent run is stale when its driver ran on this host and that process is gone; it
         and its still-RUNNING children are marked KILLED (never FINISHED, so a re-run redoes
-        them).  Parents of other hosts are left alone: we cannot tell whether they still run.
-        Returns the labels of the children that were closed.
+        them).  A RUNNING child whose parent run has ended is stale too: its driver closed the
+        parent but could not close the child.  Parents of other hosts are left alone: we cannot
+        tell whether they still run.  Returns the labels of the children that were closed.
         """
         closed = []
         for parent in self._search(f"tags.`{TAG}.kind` = 'parent' and attributes.status = 'RUNNING'"):
@@ -124,6 +137,11 @@ class Tracker:
                 self.mark_killed(child.info.run_id, f"driver process {pid} died before the run finished")
                 closed.append(child.info.run_name)
             self.end_run(parent.info.run_id, "KILLED")
+        for child in self._search(f"tags.`{TAG}.kind` = 'child' and attributes.status = 'RUNNING'"):
+            parent_id = child.data.tags.get("mlflow.parentRunId")
+            if parent_id and self.client.get_run(parent_id).info.status != "RUNNING":
+                self.mark_killed(child.info.run_id, "its driver ended before it could close this run")
+                closed.append(child.info.run_name)
         return closed
 
     def end_run(self, run_id: str, status: str = "FINISHED") -> None:
@@ -131,8 +149,13 @@ class Tracker:
 
     def mark_killed(self, run_id: str, reason: str) -> None:
         """Close an interrupted run as KILLED (so a re-run does it again) and say why."""
+        self.end_run(run_id, "KILLED")  # the status first: an in-place update, it succeeds even on a full disk
         self._log_batch(run_id, tags={f"{TAG}.status": "killed", f"{TAG}.error": reason})
-        self.end_run(run_id, "KILLED")
+
+    def mark_failed(self, run_id: str, reason: str) -> None:
+        """Close a run the driver could not finish because of an error (not an interrupt)."""
+        self.end_run(run_id, "FAILED")
+        self._log_batch(run_id, tags={f"{TAG}.status": "failed", f"{TAG}.error": reason[:4900]})
 
     def finished_hashes(self) -> dict[str, str]:
         """spec_hash -> run_id of every finished child run of the suite."""

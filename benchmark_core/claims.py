@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .processes import process_alive
 from .store import sqlite_path
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS claims (
@@ -34,16 +35,6 @@ def claims_path(uri: str) -> Path:
         return db.with_name(db.name + ".claims")
     digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
     return Path.home() / ".fusebench" / "claims" / f"{digest}.sqlite"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
@@ -75,7 +66,7 @@ class Claims:
         return conn
 
     def _stale(self, host: str, pid: int) -> bool:
-        return host == self.host and (pid == self.pid or not _alive(pid))
+        return host == self.host and (pid == self.pid or not process_alive(pid))
 
     def acquire(self, items: Iterable[tuple[str, str]]) -> dict[str, Holder]:
         """Claim every (spec_hash, label) not held by a live driver; returns the ones another

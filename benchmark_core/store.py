@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .errors import FuseBenchError
+from .processes import process_alive
 
 log = logging.getLogger("fusebench")
 
@@ -114,22 +115,12 @@ def _run_count(path: Path) -> int:
         return 0
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_builds(path: Path) -> None:
     """Delete private build files whose builder process is gone (killed mid-build)."""
     for leftover in path.parent.glob(f".{path.name}{_BUILDING}*"):
         host_pid = leftover.name.rsplit(_BUILDING, 1)[-1].split(".")[0]
         host, _, pid = host_pid.rpartition("-")
-        if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+        if host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid)):
             leftover.unlink(missing_ok=True)
 
 

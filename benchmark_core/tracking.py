@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from .errors import FuseBenchError
+from .processes import process_alive
 from .store import check_store, ensure_sqlite_store
 
 TAG = "fusebench"
@@ -27,18 +28,6 @@ DEFAULT_SUITE = "default"
 def default_tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///mlflow.db`` in the working directory."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-def _process_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def experiment_name(suite: str) -> str:
@@ -129,7 +118,7 @@ class Tracker:
             if tags.get(f"{TAG}.driver_host") != socket.gethostname():
                 continue
             pid = int(tags.get(f"{TAG}.driver_pid", "0") or 0)
-            if pid == os.getpid() or _process_alive(pid):
+            if pid == os.getpid() or process_alive(pid):
                 continue
             children = self._search(f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' "
                                     "and attributes.status = 'RUNNING'")

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from .errors import FuseBenchError
+from .inspection import add_data_parser, cmd_data
 from .plots import add_plot_parser, cmd_plot
 from .publish import add_publish_parser, cmd_publish
 from .specs import Budget, SpecError
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_plot_parser(sub)
     add_publish_parser(sub)
+    add_data_parser(sub)
     return parser
 
 
@@ -194,10 +196,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         runs_bar.update(1)
         if not result.ok:
             runs_bar.write(f"[{result.status}] {result.spec.label}: {result.error}")
-        replaced = {m: n for m, n in result.info.get("data_report", {}).get("nonfinite_replaced", {}).items() if n}
-        if replaced:
-            runs_bar.write(f"note: {result.spec.dataset}: replaced non-finite feature values with 0 "
-                           f"(count per modality: {replaced}); logged as data/nonfinite_replaced/*")
 
     executor = executor_spec.factory(registry=registry, workers=args.workers, address=args.address, gpus=args.gpus)
     command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -280,7 +278,7 @@ def _raise_interrupt(signum, frame):
 
 
 COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "leaderboard": cmd_leaderboard,
-            "plot": cmd_plot, "validate-plugin": cmd_validate_plugin, "publish": cmd_publish}
+            "plot": cmd_plot, "validate-plugin": cmd_validate_plugin, "publish": cmd_publish, "data": cmd_data}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

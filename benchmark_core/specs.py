@@ -217,9 +217,14 @@ class DatasetSpec(_Spec):
     how_to_obtain: str = "Bundled with FuseBench; nothing to download."
     description: str = ""
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    # Optional: ``inspect(path) -> {"recognised": [...], "rejected": [...], "layouts": [...]}``
+    # describes the files at ``path`` this dataset could be read from (``bench data inspect``).
+    inspect: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         _check_name("dataset", self.name)
+        if self.inspect is not None and not callable(self.inspect):
+            raise SpecError(f"dataset {self.name!r}: inspect must be callable(path) or None")
         if not callable(self.load):
             raise SpecError(f"dataset {self.name!r}: load must be callable(options)")
         if not self.modalities:

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import __version__
 from .claims import Claims
-from .data import load_tensors
+from .data import DatasetTensors, load_tensors
 from .errors import FuseBenchError
 from .models import COMMON_DEFAULTS
 from .plugins import Registry
@@ -55,6 +55,45 @@ def with_baselines(registry: Registry, methods: Sequence[str]) -> list[str]:
     return list(methods) + [b for b in BASELINES if b not in methods and b in registry.names("methods")]
 
 
+class PreflightError(FuseBenchError):
+    """A selected dataset cannot be loaded: the command stops before anything is written."""
+
+
+def preflight(registry: Registry, datasets: Sequence[str],
+              dataset_options: Mapping[str, Mapping[str, Any]] | None = None,
+              on_note: Callable[[str], None] | None = None) -> dict[str, tuple[dict[str, Any], DatasetTensors]]:
+    """Load (or find in the cache) every selected dataset once, before any run is planned.
+
+    A dataset that cannot load stops the command with its own paragraph (all of them, if
+    several fail), instead of failing each of its runs one by one; data notes (non-finite
+    feature values replaced) are reported here, once per dataset.  Returns each dataset's
+    resolved options and tensors.
+    """
+    loaded, problems = {}, []
+    for name in datasets:
+        dataset = registry.dataset(name)
+        options = {**dataset.defaults, **(dataset_options or {}).get(name, {})}
+        try:
+            tensors = load_tensors(dataset, options, reload=True)
+        except FuseBenchError as exc:
+            problems.append(str(exc))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a plugin's loader bug: one paragraph, not a traceback
+            origin = registry.dist_version("datasets", name)
+            problems.append(f"dataset {name!r} could not be loaded: {type(exc).__name__}: {exc}. Fix the data or "
+                            f"the dataset plugin ({origin}), or leave {name} out of --datasets.")
+            continue
+        loaded[name] = (options, tensors)
+        replaced = {m: n for m, n in tensors.report.get("nonfinite_replaced", {}).items() if n}
+        if replaced and on_note:
+            on_note(f"{name}: replaced non-finite feature values with 0 (count per modality: {replaced}); "
+                    "every run logs them as data/nonfinite_replaced/*")
+    if problems:
+        raise PreflightError("\n\n".join(problems) + (
+            "\n\nNothing was run or recorded." if len(problems) > 1 else " Nothing was run or recorded."))
+    return loaded
+
+
 def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str], seeds: Sequence[int],
               budget: Budget, hparams: Mapping[str, Mapping[str, Any]] | None = None,
               dataset_options: Mapping[str, Mapping[str, Any]] | None = None,
@@ -62,10 +101,10 @@ def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str
               on_skip: Callable[[str], None] | None = None) -> list[RunSpec]:
     """Every supported (dataset, method, seed) as a RunSpec with resolved hyper-parameters.
 
-    Datasets are loaded once here to check each method supports their modalities (an
-    unsupported pair is reported through ``on_skip`` and left out) and to fix the run's data
-    identity: the resolved loader options and the content hash of what they loaded.  Repeated
-    seeds are planned once.
+    Every dataset is loaded first (:func:`preflight`: one that cannot load stops the plan),
+    to check each method supports its modalities (an unsupported pair is reported through
+    ``on_skip`` and left out) and to fix the run's data identity: the resolved loader options
+    and the content hash of what they loaded.  Repeated seeds are planned once.
     """
     if not seeds:
         raise FuseBenchError("The seed list is empty; pass --seeds 0 or --seeds 0,1,2.")
@@ -75,21 +114,13 @@ def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str
         raise FuseBenchError(f"--hparam names method(s) {unknown} that are not in --methods {list(methods)}.")
     shared = dict(hparams.get("*", {}))
     unused_shared = set(shared)
+    loaded = preflight(registry, datasets, dataset_options, on_skip)
     specs = []
     for dataset_name in datasets:
-        dataset = registry.dataset(dataset_name)
-        options = {**dataset.defaults, **(dataset_options or {}).get(dataset_name, {})}
-        try:
-            tensors = load_tensors(dataset, options, reload=True)
-            task, data_hash = tensors.task, tensors.data_hash
-        except Exception as exc:  # noqa: BLE001 - the runs fail and record why; the suite goes on
-            task, data_hash = None, ""
-            if on_skip:
-                on_skip(f"dataset {dataset_name} failed to load ({type(exc).__name__}: {exc}); "
-                        "its runs will be recorded as failed")
+        options, tensors = loaded[dataset_name]
         for method_name in methods:
             method = registry.method(method_name)
-            reason = method.supports(task) if task is not None else None
+            reason = method.supports(tensors.task)
             if reason:
                 if on_skip:
                     on_skip(f"{method_name} on {dataset_name}: {reason}")
@@ -105,7 +136,7 @@ def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str
             }
             for seed in seeds:
                 specs.append(RunSpec(method_name, dataset_name, int(seed), budget, resolved, options,
-                                     dict(evaluation or {}), versions, data_hash))
+                                     dict(evaluation or {}), versions, tensors.data_hash))
     if unused_shared and specs:
         raise FuseBenchError(f"--hparam {sorted(unused_shared)}: no selected method has such a hyper-parameter.")
     return unique_specs(specs, on_skip)

@@ -47,8 +47,9 @@ def test_aligned_dataset_with_real_labels(tmp_path, monkeypatch, label_entries):
     monkeypatch.setenv("FUSEBENCH_CACHE_DIR", str(tmp_path / "cache"))
     (tmp_path / LABELS.name).symlink_to(LABELS)
     write_feature_csds(tmp_path, label_entries)  # synthetic numeric streams, SDK layout
-    dsd = load_splits(MOSI, {"data_dir": str(tmp_path)})
+    dsd, report = load(MOSI, {"data_dir": str(tmp_path)})
     assert [len(dsd[s]) for s in ("train", "validation", "test")] == [1284, 229, 686]
+    assert report["release"].startswith("2199 of 2199 labelled segments: the complete CMU-MOSI")
     labels = np.concatenate([dsd[s]["label"] for s in dsd])
     assert int((labels == 0).sum()) == 96
     assert all(len(seq) >= 1 for seq in dsd["test"]["audio"])

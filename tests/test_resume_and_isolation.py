@@ -122,7 +122,33 @@ def register_datasets(register):
 '''
 
 
-def test_broken_method_and_dataset_do_not_sink_the_suite(tmp_path, monkeypatch, capsys, install_plugin):
+def test_a_broken_method_does_not_sink_the_suite(tmp_path, monkeypatch, capsys, install_plugin):
+    install_plugin("fusebench-broken", "0.1", "fusebench_broken", BROKEN)
+    get_registry.cache_clear()
+    monkeypatch.chdir(tmp_path)
+    try:
+        code = main(["run", "--methods", "broken,additive", "--datasets", "synthetic-xor",
+                     "--seeds", "0", "--epochs", "1", "--dataset-option", "synthetic-xor.n=300",
+                     "--no-stress", "--no-emap"])
+    finally:
+        get_registry.cache_clear()
+    captured = capsys.readouterr()
+    assert code == 1, captured.err[-1500:]
+    assert "1 of 2 runs did not finish" in captured.err
+    assert "boom from the broken method" in captured.err
+    children = {(r.data.tags["fusebench.method"], r.data.tags["fusebench.dataset"]): r
+                for r in _children(tmp_path / "mlflow.db")}
+    assert children[("additive", "synthetic-xor")].info.status == "FINISHED"
+    failed = children[("broken", "synthetic-xor")]
+    assert failed.info.status == "FAILED" and "boom" in failed.data.tags["fusebench.error"]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    trace = open(client.download_artifacts(failed.info.run_id, "traceback.txt")).read()
+    assert "RuntimeError: boom from the broken method" in trace
+
+
+def test_a_dataset_that_cannot_load_stops_the_command_before_anything_is_written(tmp_path, monkeypatch, capsys,
+                                                                                 install_plugin):
+    """Issue 14 §3 (pre-flight): before, every run of the dataset failed one by one and was recorded."""
     install_plugin("fusebench-broken", "0.1", "fusebench_broken", BROKEN)
     get_registry.cache_clear()
     monkeypatch.chdir(tmp_path)
@@ -133,14 +159,7 @@ def test_broken_method_and_dataset_do_not_sink_the_suite(tmp_path, monkeypatch, 
     finally:
         get_registry.cache_clear()
     captured = capsys.readouterr()
-    assert code == 1, captured.err[-1500:]
-    assert "3 of 4 runs did not finish" in captured.err
-    assert "boom from the broken method" in captured.err and "cannot read /nowhere/broken.pkl" in captured.err
-    children = {(r.data.tags["fusebench.method"], r.data.tags["fusebench.dataset"]): r
-                for r in _children(tmp_path / "mlflow.db")}
-    assert children[("additive", "synthetic-xor")].info.status == "FINISHED"
-    failed = children[("broken", "synthetic-xor")]
-    assert failed.info.status == "FAILED" and "boom" in failed.data.tags["fusebench.error"]
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    trace = open(client.download_artifacts(failed.info.run_id, "traceback.txt")).read()
-    assert "RuntimeError: boom from the broken method" in trace
+    assert code == 2
+    assert captured.err.count("cannot read /nowhere/broken.pkl") == 1
+    assert "dataset 'broken-data' could not be loaded: OSError" in captured.err and "fusebench-broken" in captured.err
+    assert not (tmp_path / "mlflow.db").exists() and "Planned" not in captured.out

@@ -247,7 +247,30 @@ def read(files: Mapping[str, Path], profile: AffectProfile, options: Mapping[str
         splits, report = _align(labels, feats, folds, column, profile)
         report.update({"format": "csd", "files": {role: p.name for role, p in files.items()},
                        "labels_dataset": labels.metadata().get("dataset name")})
+        if profile.name == "mosi":
+            report["release"] = mosi_release(sum(len(labels.entry(v)[0]) for v in labels.videos),
+                                             sum(report["sizes"].values()))
     return splits, report
+
+
+# CMU-MOSI segment counts that identify where a set of .csd files comes from.
+MOSI_RELEASES = {
+    2199: "the complete CMU-MOSI opinion segments (the original release, as in the MulT/MMSA files: "
+          "1284/229/686 with the standard folds)",
+    2183: "the CMU-MultimodalSDK high-level features: 16 of the 2199 segments have no frames in a "
+          "modality and are dropped in alignment (the SDK's hard_unify), so results are not directly "
+          "comparable with papers on the 2199-segment files",
+    2195: "a CMU-MultimodalSDK alignment that keeps 2195 of the 2199 segments (4 lose a modality)",
+}
+
+
+def mosi_release(labelled: int, kept: int) -> str:
+    """Which CMU-MOSI file set this is, from how many labelled segments survive alignment."""
+    known = MOSI_RELEASES.get(kept)
+    if known:
+        return f"{kept} of {labelled} labelled segments: {known}"
+    return (f"{kept} of {labelled} labelled segments: not a known CMU-MOSI release (2199 complete, 2183 "
+            "SDK high-level features); check that the feature .csd files cover every video")
 
 
 def _align(labels: Csd, feats: Mapping[str, Csd], fold_of: Mapping[str, str], column: int,

@@ -146,4 +146,12 @@ def make_spec(profile: AffectProfile) -> DatasetSpec:
         description=f"{profile.title}: text/audio/vision sequences from "
                     f"{' / '.join(profile.formats)} files (docs/datasets.md).",
         defaults=option_defaults(profile),
+        inspect=inspect_path,
     )
+
+
+def inspect_path(path: str | Path) -> dict[str, Any]:
+    """``bench data inspect``: shared by every affect dataset (one inspector for all formats)."""
+    from .inspect import inspect
+
+    return inspect(path)

@@ -35,7 +35,8 @@ import math
 import pickle
 import struct
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
@@ -191,10 +192,13 @@ class _NdarrayType:
 class _RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
     dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
 
-    def __init__(self, fh: BinaryIO, source: str, size: int, **kwargs: Any):
+    def __init__(self, fh: BinaryIO, source: str, size: int, *, budget_size: int | None = None, **kwargs: Any):
+        """``size``: the bytes ``fh`` holds from here on; ``budget_size``: the size the budget is
+        computed from when the pickle is one part of a larger file (a torch archive's data.pkl,
+        whose tensors' bytes sit beside it), else ``size``."""
         super().__init__(_Bounded(fh, size), **kwargs)
         self._source, self._size = source, size
-        self._limit, self._spent = EXPANSION * size + ALLOWANCE, 0
+        self._limit, self._spent = EXPANSION * (budget_size or size) + ALLOWANCE, 0
         self._ndarray = _NdarrayType(self._refuse)
         numpy_guards = {"_reconstruct": self._reconstruct, "scalar": self._scalar, "_frombuffer": self._frombuffer}
         self._globals: dict[tuple[str, str], Any] = {
@@ -450,10 +454,18 @@ class _RestrictedUnpickler(pickle._Unpickler):  # type: ignore[name-defined]
 
 def _load(fh: BinaryIO, source: str, size: int, encoding: str) -> Any:
     unpickler = _RestrictedUnpickler(fh, source, size, encoding=encoding)
-    try:
+    with read_errors(source, size):
         data = unpickler.load()
         unpickler.check_expansion(data)
         return data
+
+
+@contextmanager
+def read_errors(source: str, size: int) -> Iterator[None]:
+    """Turn what a broken (not hostile) pickle raises into one DataError naming ``source``;
+    shared with :mod:`.safe_torch`, whose files are pickles too."""
+    try:
+        yield
     except UnsafePickleError:
         raise
     except MemoryError:

@@ -1,7 +1,8 @@
 """The reader-neutral intermediate form and its conversion to a ``datasets.DatasetDict``.
 
 Every format reader returns ``{split: SplitArrays}`` with ragged (T_i, D) float32 steps
-(padding already stripped), labels already in the dataset's encoding, and string ids.
+(padding already stripped) or, for utterance-level features, one (N, D) float32 array per
+modality; labels already in the dataset's encoding, and string ids.
 """
 
 from __future__ import annotations
@@ -23,9 +24,16 @@ SPLIT_ALIASES = {"train": "train", "valid": "validation", "dev": "validation",
                  "validation": "validation", "test": "test"}
 
 
+Sequences = list[np.ndarray]  # one (T_i, D) array per sample: modality kind "sequence"
+Vectors = np.ndarray  # (N, D): modality kind "vector" (one feature vector per sample)
+
+
 @dataclass
 class SplitArrays:
-    modalities: dict[str, list[np.ndarray]]
+    """One split.  A modality is :data:`Sequences` or :data:`Vectors`; the type says which
+    column kind :func:`to_dataset_dict` writes, so readers never name kinds separately."""
+
+    modalities: dict[str, Sequences | Vectors]
     labels: np.ndarray
     ids: list[str]
 
@@ -84,6 +92,18 @@ def dense_features(value: Any, where: str) -> np.ndarray:
     return array
 
 
+def vector_features(value: Any, where: str) -> np.ndarray:
+    """Per-sample feature vectors (an (N, D) array or a list of N (D,) arrays) as (N, D) float32."""
+    try:
+        array = np.asarray(value)
+    except ValueError:  # ragged lists
+        array = np.asarray(value, dtype=object)
+    if array.dtype.kind not in "fiub" or array.ndim != 2 or array.shape[1] == 0:
+        raise DataError(f"{where}: features have dtype {array.dtype} and shape {array.shape}; expected one "
+                        "numeric feature vector per sample, all of the same length (N, D).")
+    return array.astype(np.float32, copy=False)
+
+
 def id_string(value: Any) -> str:
     """bytes, str, numbers or arrays of them (MulT ids are arrays of bytes) -> one string."""
     if isinstance(value, bytes):
@@ -127,7 +147,7 @@ def check_sizes(where: str, **sizes: int) -> None:
 def to_dataset_dict(splits: Mapping[str, SplitArrays], target: TargetSpec) -> datasets.DatasetDict:
     out = {}
     for split, arrays in splits.items():
-        ds = dataset_from_arrays({m: ("sequence", seqs) for m, seqs in arrays.modalities.items()},
-                                 arrays.labels, target)
+        ds = dataset_from_arrays({m: ("vector" if isinstance(values, np.ndarray) else "sequence", values)
+                                  for m, values in arrays.modalities.items()}, arrays.labels, target)
         out[split] = ds.add_column("id", arrays.ids)
     return datasets.DatasetDict(out)

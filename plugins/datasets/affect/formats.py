@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmark_core.errors import DataError
 
-from . import csd, mmsa, mult
+from . import csd, dialoguernn, lmf, misa, mmsa, mult, multibench
 from .convert import Converted
 from .profiles import AffectProfile
 
@@ -93,4 +93,14 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
                       "e.g. *_TimestampedWordVectors, *_COVAREP, *_Facet_41)"),
            options={"csd_labels": None, "csd_text": None, "csd_audio": None, "csd_vision": None,
                     "folds": "standard", "label_column": 0}),
+    Format("multibench", "MultiBench affect pickles", multibench.find,
+           lambda found, profile, opts: multibench.read(found.files["pickle"], profile, opts["padding"]),
+           multibench.accepted, shared_folder=True),
+    Format("dialoguernn", "DialogueRNN / conv-emotion IEMOCAP features pickle", dialoguernn.find,
+           lambda found, profile, opts: dialoguernn.read(found.files["pickle"], profile),
+           dialoguernn.accepted, shared_folder=True),
+    Format("misa", "MISA per-split pickles", misa.find_misa, misa.read_misa, misa.accepted_misa, misa.OPTIONS),
+    Format("mag", "MAG (BERT_multimodal_transformer) pickle", misa.find_mag, misa.read_mag, misa.accepted_mag,
+           misa.OPTIONS, shared_folder=True),
+    Format("lmf", "LMF / early CMU pickle", lmf.find, lmf.read, lmf.accepted, shared_folder=True),
 )}

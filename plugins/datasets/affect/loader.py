@@ -143,8 +143,8 @@ def make_spec(profile: AffectProfile) -> DatasetSpec:
         primary_metric=profile.primary_metric,
         reference=profile.reference,
         how_to_obtain=profile.how_to_obtain,
-        description=f"{profile.title}: text/audio/vision sequences from "
-                    f"{' / '.join(profile.formats)} files (docs/datasets.md).",
+        description=f"{profile.title}: text/audio/vision from {' / '.join(profile.formats)} files "
+                    "(docs/datasets.md; `bench data inspect PATH` names a file's format).",
         defaults=option_defaults(profile),
         inspect=inspect_path,
     )

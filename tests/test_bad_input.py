@@ -53,7 +53,7 @@ def test_labels_missing(tmp_path):
     assert path.name in text and "regression_labels" in text
 
 
-def test_pickle_that_runs_code_is_refused_by_the_cli_and_the_suite_goes_on(tmp_path, monkeypatch, capsys):
+def test_pickle_that_runs_code_is_refused_by_the_cli_before_anything_runs(tmp_path, monkeypatch, capsys):
     class Exploit:
         def __reduce__(self):
             return (print, ("pwned",))
@@ -66,10 +66,10 @@ def test_pickle_that_runs_code_is_refused_by_the_cli_and_the_suite_goes_on(tmp_p
                  "--epochs", "1", "--data-dir", str(data_dir), "--dataset-option", "synthetic-xor.n=300",
                  "--no-stress", "--no-emap"])
     captured = capsys.readouterr()
-    assert code == 1  # the mosi run failed, the synthetic one finished
+    assert code == 2  # the pre-flight stops the command: nothing trains, nothing is recorded
     assert "pwned" not in captured.out
     assert "mosi_data.pkl" in captured.err and "builtins" in captured.err
-    assert "1 of 2 runs did not finish" in captured.err
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_non_finite_values_are_counted_not_hidden(tmp_path):

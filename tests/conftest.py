@@ -75,3 +75,18 @@ def install_plugin(tmp_path, monkeypatch):
     yield install
     for module in installed:
         sys.modules.pop(module, None)
+
+
+@pytest.fixture
+def isolated_data(tmp_path, monkeypatch):
+    """A private converted-data cache and home, and no data root from the environment."""
+    monkeypatch.setenv("FUSEBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("FUSEBENCH_DATA_DIR", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def one_paragraph(error: BaseException) -> str:
+    """An error's message, asserting it is one paragraph (what every user-facing error must be)."""
+    message = str(error)
+    assert "\n" not in message.strip(), message
+    return message

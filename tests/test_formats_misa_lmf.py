@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_paragraph
 import torch
 from fixtures_formats_misa import (
     DIMS,
@@ -39,17 +40,7 @@ from plugins.datasets.affect.sniff import outline
 SPLITS = ("train", "validation", "test")
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("FUSEBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("FUSEBENCH_DATA_DIR", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-
-
-def _one_paragraph(error: BaseException) -> str:
-    message = str(error)
-    assert "\n" not in message.strip(), message
-    return message
+pytestmark = pytest.mark.usefixtures("isolated_data")
 
 
 def _check(dsd, truth, label_dtype=np.float32) -> None:
@@ -114,7 +105,7 @@ def test_safe_torch_refuses_code(tmp_path, legacy):
     torch.save((torch.zeros(2, 3), _Shell(marker)), tmp_path / "evil.pt", _use_new_zipfile_serialization=not legacy)
     with pytest.raises(UnsafePickleError) as error:
         safe_torch.load(tmp_path / "evil.pt")
-    message = _one_paragraph(error.value)
+    message = one_paragraph(error.value)
     assert "evil.pt" in message and "system" in message and "never runs code" in message
     assert not marker.exists()
 
@@ -135,7 +126,7 @@ def test_safe_torch_admits_only_misas_default_factory(tmp_path, factory):
         sys.modules.pop("create_dataset", None)
     with pytest.raises(UnsafePickleError, match=r"e\.pt") as error:
         safe_torch.load(tmp_path / "e.pt")
-    assert ("create_dataset.other" if factory == "other" else "defaultdict") in _one_paragraph(error.value)
+    assert ("create_dataset.other" if factory == "other" else "defaultdict") in one_paragraph(error.value)
 
 
 class _Bomb:
@@ -162,7 +153,7 @@ def test_safe_torch_refuses_tensors_the_file_cannot_hold(tmp_path):
     (tmp_path / "bomb.pt").write_bytes(buffer.getvalue() + (10**9).to_bytes(8, "little"))
     with pytest.raises(UnsafePickleError, match=r"bomb\.pt.*would materialise 3\.7 GiB") as error:
         safe_torch.load(tmp_path / "bomb.pt")
-    _one_paragraph(error.value)
+    one_paragraph(error.value)
 
 
 def test_safe_torch_truncated_and_foreign_files(tmp_path):
@@ -172,7 +163,7 @@ def test_safe_torch_truncated_and_foreign_files(tmp_path):
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(DataError, match=r"e\.pt: storage .* found \d+ bytes.*truncated") as error:
         safe_torch.load(path)
-    _one_paragraph(error.value)
+    one_paragraph(error.value)
     (tmp_path / "plain.pt").write_bytes(pickle.dumps({"not": "torch"}, protocol=2))
     with pytest.raises(DataError, match=r"plain\.pt is not a file written by torch\.save"):
         safe_torch.load(tmp_path / "plain.pt")
@@ -226,7 +217,7 @@ def test_misa_without_embeddings_says_which_file_and_both_fixes(tmp_path):
     write_misa(tmp_path / "mosi", embeddings=False)
     with pytest.raises(DataError) as error:
         load(MOSI, {"data_dir": str(tmp_path / "mosi")})
-    message = _one_paragraph(error.value)
+    message = one_paragraph(error.value)
     assert "embedding_and_mapping.pt is missing" in message and "mosi.embeddings=" in message
     assert "glove" in message.lower()
 
@@ -239,7 +230,7 @@ def test_misa_embeddings_from_other_pickles_are_refused(tmp_path):
     with pytest.raises(DataError, match=r"train\.pkl sample 0 .*word .* has id \d+ in the pickle but \d+ in .*"
                                         r"belongs to other pickles") as error:
         load(MOSI, {"data_dir": str(tmp_path / "mosi")})
-    _one_paragraph(error.value)
+    one_paragraph(error.value)
 
 
 def _rewrite(path: Path, edit) -> None:
@@ -277,7 +268,7 @@ def test_misa_malformed_samples_name_file_sample_and_fix(tmp_path, edit, pattern
     _rewrite(tmp_path / "mosi" / "dev.pkl", edit)
     with pytest.raises(DataError, match=pattern) as error:
         load(MOSI, {"data_dir": str(tmp_path / "mosi")})
-    _one_paragraph(error.value)
+    one_paragraph(error.value)
 
 
 def test_embeddings_option_naming_a_missing_file(tmp_path):
@@ -321,7 +312,7 @@ def test_mag_without_embeddings(tmp_path):
     write_mag(tmp_path / "mosi" / "mosi.pkl")
     with pytest.raises(DataError, match=r"mosi\.pkl is a MAG pickle whose text is words.*mosi\.embeddings=") as error:
         load(MOSI, {"data_dir": str(tmp_path / "mosi")})
-    _one_paragraph(error.value)
+    one_paragraph(error.value)
 
 
 @pytest.mark.parametrize("py2", [True, False], ids=["python2-opcodes", "python3-bytes-keys"])
@@ -382,7 +373,7 @@ def test_lmf_iemocap_with_different_features_per_emotion(tmp_path):
     with pytest.raises(DataError, match=r"iemocap\.pkl split 'validation': emotion 'sad' holds other 'facet' "
                                         r"features than 'neutral'") as error:
         load(IEMOCAP, {"data_dir": str(tmp_path)})
-    _one_paragraph(error.value)
+    one_paragraph(error.value)
 
 
 def test_lmf_iemocap_missing_an_emotion(tmp_path):

@@ -22,6 +22,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
+from conftest import one_paragraph
 from fixtures_affect import label_entries, redirect_features, write_csd, write_feature_csds, write_mmsa, write_mult
 
 from benchmark_core.errors import DataError
@@ -33,17 +34,7 @@ HEADROOM = 1536 * 2**20
 FOLDS = {"train": [f"video0{i}" for i in range(4)], "valid": ["video04"], "test": ["video05"]}
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("FUSEBENCH_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("FUSEBENCH_DATA_DIR", raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-
-
-def _one_paragraph(error: BaseException) -> str:
-    message = str(error)
-    assert "\n" not in message.strip(), message
-    return message
+pytestmark = pytest.mark.usefixtures("isolated_data")
 
 
 def _edit(path: Path, edit: Callable[[dict], None]) -> None:
@@ -68,7 +59,7 @@ def test_csd_reading_outside_itself_is_refused_before_anything_is_read(tmp_path,
     redirect_features(paths["vision"], "video03", how, elsewhere)
     with pytest.raises(DataError) as info:
         load(MOSI, {"data_dir": str(tmp_path / "data"), "folds": FOLDS})
-    message = _one_paragraph(info.value)
+    message = one_paragraph(info.value)
     assert str(paths["vision"]) in message and "'/CMU_MOSI_Visual_Facet_41/data/video03/features'" in message
     assert str(elsewhere) in message if how != "soft_link" else "'/elsewhere'" in message
     assert not list((tmp_path / "cache").rglob("*.arrow"))  # nothing was converted or cached
@@ -104,7 +95,7 @@ def test_csd_with_a_broken_layout_names_file_and_place(tmp_path, damage, says):
     _damage_csd(paths["audio"], damage)
     with pytest.raises(DataError) as info:
         load(MOSI, {"data_dir": str(tmp_path), "folds": FOLDS})
-    message = _one_paragraph(info.value)
+    message = one_paragraph(info.value)
     assert str(paths["audio"]) in message and says in message
 
 
@@ -122,7 +113,7 @@ def test_scalar_id_names_file_split_and_field(tmp_path, fmt, raw):
     _edit(path, lambda d: d[split].update(id=raw))
     with pytest.raises(DataError) as info:
         load(MOSI, {"data_dir": str(tmp_path)})
-    message = _one_paragraph(info.value)
+    message = one_paragraph(info.value)
     assert f"{path} {where} field 'id' is a single" in message and "one id per sample" in message
 
 
@@ -134,7 +125,7 @@ def test_empty_iemocap_split_names_file_split_and_field(tmp_path):
     _edit(tmp_path / "iemocap_data.pkl", lambda d: d.update(test={k: v[:0] for k, v in d["test"].items()}))
     with pytest.raises(DataError) as info:
         load(IEMOCAP, {"data_dir": str(tmp_path)})
-    assert f"{tmp_path / 'iemocap_data.pkl'} split 'test' field 'labels'" in _one_paragraph(info.value)
+    assert f"{tmp_path / 'iemocap_data.pkl'} split 'test' field 'labels'" in one_paragraph(info.value)
 
 
 def test_negative_mmsa_lengths_name_file_split_and_field(tmp_path):
@@ -149,7 +140,7 @@ def test_negative_mmsa_lengths_name_file_split_and_field(tmp_path):
     _edit(tmp_path / "unaligned_50.pkl", edit)
     with pytest.raises(DataError) as info:
         load(MOSI, {"data_dir": str(tmp_path)})
-    message = _one_paragraph(info.value)
+    message = one_paragraph(info.value)
     assert "unaligned_50.pkl split 'train' field 'audio_lengths': 1 negative lengths at rows [2]" in message
 
 
@@ -171,7 +162,7 @@ def test_unknown_text_encoding_names_the_file(tmp_path):
     path.write_bytes(pickle.dumps({"train": _Call(codecs.encode, "abc", "no-such-codec")}, protocol=2))
     with pytest.raises(DataError) as info:
         load(MOSI, {"data_dir": str(tmp_path)})
-    message = _one_paragraph(info.value)
+    message = one_paragraph(info.value)
     assert str(path) in message and "'no-such-codec'" in message
 
 
@@ -186,7 +177,7 @@ def test_deeply_nested_ids_are_refused_not_a_recursion_error(tmp_path):
     path.write_bytes(path.read_bytes().replace(encoded, b"]" * depth + b"a" * (depth - 1)))
     with pytest.raises(DataError) as info:
         load(MOSI, {"data_dir": str(tmp_path)})
-    message = _one_paragraph(info.value)
+    message = one_paragraph(info.value)
     assert str(path) in message and "deep" in message
 
 

@@ -17,7 +17,7 @@ from .plots import add_plot_parser, cmd_plot
 from .publish import add_publish_parser, cmd_publish
 from .specs import Budget, SpecError
 
-DEFAULT_DATASETS = ("mfeat", "synthetic-redundant", "synthetic-unique", "synthetic-mixed", "synthetic-xor")
+DEFAULT_DATASETS = ("mfeat", "basicmotions", "synthetic-redundant", "synthetic-unique", "synthetic-mixed", "synthetic-xor")
 LIST_KINDS = {"methods": "methods", "datasets": "datasets", "metrics": "metrics", "stress": "stress",
               "executors": "executors"}
 
@@ -46,6 +46,19 @@ def _add_tracking(p: argparse.ArgumentParser) -> None:
                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
 
 
+BUDGET_FLAGS = (
+    ("--epochs", int, "training epochs"),
+    ("--batch-size", int, "batch size"),
+    ("--optimizer", str, "adam, adamw or sgd"),
+    ("--lr", float, "learning rate"),
+    ("--weight-decay", float, "weight decay"),
+    ("--patience", int, "early-stopping patience in epochs (0: off)"),
+    ("--grad-clip", float, "max gradient norm (0: off)"),
+    ("--threads", int, "torch intra-op threads per run"),
+    ("--device", str, "cpu or cuda[:i]"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="FuseBench: benchmark multimodal fusion methods.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -55,16 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--datasets", default=None,
                      help=f"comma list (default: the embedded suite {','.join(DEFAULT_DATASETS)})")
     run.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="comma list of run seeds")
+    # Budget flags default to None so that the flags a user sets can be told apart: those win
+    # over a dataset's own budget defaults (DatasetSpec.budget), the others do not.
     defaults = Budget()
-    run.add_argument("--epochs", type=int, default=defaults.epochs)
-    run.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    run.add_argument("--optimizer", default=defaults.optimizer, choices=["adam", "adamw", "sgd"])
-    run.add_argument("--lr", type=float, default=defaults.lr)
-    run.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    run.add_argument("--patience", type=int, default=defaults.patience, help="early-stopping patience (0: off)")
-    run.add_argument("--grad-clip", type=float, default=defaults.grad_clip, help="max grad norm (0: off)")
-    run.add_argument("--threads", type=int, default=defaults.threads, help="torch intra-op threads per run")
-    run.add_argument("--device", default=defaults.device, help="cpu or cuda[:i]")
+    for flag, kind, text in BUDGET_FLAGS:
+        field_name = flag[2:].replace("-", "_")
+        extra = {"choices": ["adam", "adamw", "sgd"]} if field_name == "optimizer" else {}
+        run.add_argument(flag, type=kind, default=None, **extra,
+                         help=f"{text} (default: {getattr(defaults, field_name)}, unless the dataset sets its own)")
     run.add_argument("--hparam", action="append", default=[], metavar="[METHOD.]KEY=VALUE",
                      help="override a method hyper-parameter (JSON value); repeatable")
     run.add_argument("--dataset-option", action="append", default=[], metavar="DATASET.KEY=VALUE",
@@ -99,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output format (default: from the --out suffix, else md)")
     board.add_argument("--rank", default="mean-rank", choices=["mean-rank", "borda", "none"],
                        help="cross-dataset rank column (default: %(default)s; see docs/leaderboard.md)")
-    board.add_argument("--no-group", action="store_true", help="do not group rows by fusion family (sort by rank)")
+    board.add_argument("--group", action="store_true",
+                       help="group rows by fusion family (default: one list sorted by the rank column)")
+    board.add_argument("--no-group", action="store_true", help=argparse.SUPPRESS)  # the default since 0.2
     board.add_argument("--from", dest="source", default=None, metavar="RUNS_JSON",
                        help="render from a stored result (bench publish) instead of MLflow")
     board.add_argument("--out", default=None, help="write to FILE instead of stdout")
@@ -110,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--allow-mixed", action="store_true", help="both --allow-mixed-data and --allow-mixed-metrics")
     board.add_argument("--latest-data", action="store_true",
                        help="per dataset, show only runs on its newest data version (content hash)")
+    board.add_argument("--recompute", action="store_true",
+                       help="recompute every metric variant registered now from the runs' stored predictions "
+                            "(no retraining; with --from: the predictions.npz next to RUNS_JSON)")
     _add_tracking(board)
 
     add_plot_parser(sub)
@@ -137,9 +153,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     registry = get_registry()
     try:
-        budget = Budget(epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-                        weight_decay=args.weight_decay, patience=args.patience, grad_clip=args.grad_clip,
-                        threads=args.threads, device=args.device)
+        explicit = {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_")) for flag, _, _ in BUDGET_FLAGS}
+        explicit = {k: v for k, v in explicit.items() if v is not None}
+        budget = Budget(**explicit)
         if not args.address:  # with --address the runs execute on a cluster, whose GPUs this machine cannot see
             budget.check_device()
     except SpecError as exc:
@@ -175,7 +191,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     uri = args.tracking_uri or default_tracking_uri()
     check_store(uri)
     specs = make_plan(registry, methods, datasets, args.seeds, budget, parse_hparams(args.hparam),
-                      dataset_options, evaluation, on_skip=lambda msg: print(f"note: {msg}", file=sys.stderr))
+                      dataset_options, evaluation, on_skip=lambda msg: print(f"note: {msg}", file=sys.stderr),
+                      pinned=set(explicit))
     tracker = Tracker(uri, args.suite)
     print(f"Planned {len(specs)} runs ({len(methods)} methods x {len(datasets)} datasets x "
           f"{len(set(args.seeds))} seeds); tracking at {tracker.uri}, experiment fusebench/{args.suite}.")
@@ -211,6 +228,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if report.failures else 0
 
 
+def terminal_safe(text: object) -> str:
+    """Plugin-supplied text without control characters (escape sequences could rewrite the
+    terminal, a newline could fake rows): each becomes its visible escape, e.g. '\\x1b'."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(text))
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -222,7 +245,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         spec = reg.spec
         extra = getattr(spec, "family", None) or getattr(spec, "primary_metric", None) or ""
         desc = getattr(spec, "description", "")
-        rows.append([spec.name, extra, desc, reg.distribution or reg.plugin])
+        rows.append([terminal_safe(v) for v in (spec.name, extra, desc, reg.distribution or reg.plugin)])
     headers = {"methods": "family", "datasets": "primary metric"}.get(args.kind, "")
     print(tabulate(rows, headers=["name", headers, "description", "from"], tablefmt="simple"))
     return 0
@@ -233,6 +256,17 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
     print(json.dumps(get_registry().plugin_report(), indent=2))
     return 0
+
+
+def stored_predictions(frame, runs_json: str | None, tracker) -> dict | None:
+    """run_id -> stored predictions of the finished runs (the significance tests need them):
+    from MLflow, or from the export next to a stored runs.json."""
+    from .predictions import finished_run_ids, load
+    from .publish import by_run_id, published_predictions
+
+    if runs_json:
+        return by_run_id(published_predictions(runs_json, frame))
+    return load(tracker, finished_run_ids(frame)) or None
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -246,11 +280,20 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     else:
         tracker = Tracker(args.tracking_uri, args.suite)
         frame, suite = runs_frame(tracker), args.suite
+    if args.recompute:
+        from .plugins import get_registry
+        from .predictions import recompute_stored
+
+        done = recompute_stored(frame, get_registry(), runs_json=args.source,
+                                tracker=None if args.source else tracker)
+        frame = done.frame
+        print(done.note(), file=sys.stderr)
     datasets = [d for d in (args.datasets or "").split(",") if d] or None
     metrics = [m for m in (args.metrics or "").split(",") if m] or None
-    text = render(frame, fmt, suite, datasets=datasets, metrics=metrics, rank=args.rank, group=not args.no_group,
+    text = render(frame, fmt, suite, datasets=datasets, metrics=metrics, rank=args.rank, group=args.group,
                   allow_mixed_data=args.allow_mixed_data or args.allow_mixed,
-                  allow_mixed_metrics=args.allow_mixed_metrics or args.allow_mixed, latest_data=args.latest_data)
+                  allow_mixed_metrics=args.allow_mixed_metrics or args.allow_mixed, latest_data=args.latest_data,
+                  predictions=stored_predictions(frame, args.source, None if args.source else tracker))
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:
             fh.write(text)

@@ -22,6 +22,7 @@ from .specs import DatasetSpec, ModalitySpec, TargetSpec, TaskSpec
 
 SPLITS = ("train", "validation", "test")
 LABEL = "label"
+ID = "id"  # optional column naming each sample; kept with every run's stored predictions
 
 
 # -- feature helpers for dataset plugins -------------------------------------------------------
@@ -108,11 +109,18 @@ class Batch:
 
 @dataclass
 class SplitTensors:
-    """One split as dense tensors (right-padded sequences, masks precomputed)."""
+    """One split as dense tensors (right-padded sequences, masks precomputed), and the sample
+    ids (the dataset's ``id`` column, else the row numbers as strings) that let stored
+    predictions be matched to samples later."""
 
     x: dict[str, torch.Tensor]
     mask: dict[str, torch.Tensor | None]
     y: torch.Tensor
+    ids: np.ndarray | None = None  # (N,) str; None: the row numbers
+
+    def __post_init__(self) -> None:
+        if self.ids is None:
+            self.ids = np.arange(self.size).astype(str)
 
     @property
     def size(self) -> int:
@@ -298,7 +306,8 @@ def to_tensors(spec: DatasetSpec, dsd: datasets.DatasetDict) -> DatasetTensors:
         digest.update(y.tobytes())
         if len(y) == 0:
             raise DataError(f"{where}: split {split!r} is empty.")
-        splits[split] = SplitTensors(x=x, mask=mask, y=torch.from_numpy(np.array(y, copy=True)))
+        ids = table.column(ID).to_numpy().astype(str) if ID in table.column_names else None
+        splits[split] = SplitTensors(x=x, mask=mask, y=torch.from_numpy(np.array(y, copy=True)), ids=ids)
     report = {
         "sizes": {s: splits[s].size for s in SPLITS},
         "nonfinite_replaced": nonfinite,
@@ -320,6 +329,8 @@ def load_tensors(spec: DatasetSpec, options: Mapping[str, object] | None = None,
     opts = {**spec.defaults, **(options or {})}
     key = f"{spec.name}:{json.dumps(opts, sort_keys=True, default=str)}"
     if reload or key not in _CACHE:
+        if spec.specialise is not None:
+            spec = spec.specialise(opts)
         loaded = spec.load(opts)
         dsd, loader_report = loaded if isinstance(loaded, tuple) else (loaded, None)
         if not isinstance(dsd, datasets.DatasetDict):

@@ -24,6 +24,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .comparisons import Comparisons, compare
+from .statistics import t_interval
 from tabulate import tabulate
 
 from .errors import FuseBenchError
@@ -46,11 +49,22 @@ IDENTITY_COLUMNS = ("run_id", "status", "mlflow_status", "method", "dataset", "s
 
 
 def runs_frame(tracker: Tracker) -> pd.DataFrame:
-    """One row per child run: identity tags, status, and every logged metric."""
-    rows = []
-    for run in tracker.child_runs():
-        rows.append(_run_row(run))
-    return pd.DataFrame(rows, columns=None) if rows else pd.DataFrame(columns=list(IDENTITY_COLUMNS))
+    """One row per child run (identity tags, status, every logged metric), plus one row with
+    status ``missing`` per planned run that never started (an interrupted suite's plan is kept
+    on its parent run), so nothing planned is silently dropped from a board."""
+    rows = [_run_row(run) for run in tracker.child_runs()]
+    started = {row["spec_hash"] for row in rows}
+    for planned in tracker.planned_runs():
+        if planned["spec_hash"] not in started:
+            started.add(planned["spec_hash"])
+            rows.append({"run_id": "", "status": "missing", "mlflow_status": "", "method": planned["method"],
+                         "dataset": planned["dataset"], "seed": int(planned["seed"]), "family": planned["family"],
+                         "spec_hash": planned["spec_hash"], "start_time": planned["start_time"],
+                         "error": "planned, but its bench run stopped before starting it"})
+    if not rows:
+        return pd.DataFrame(columns=list(IDENTITY_COLUMNS))
+    frame = pd.DataFrame(rows)
+    return frame.assign(**{c: None for c in IDENTITY_COLUMNS if c not in frame})
 
 
 def _run_row(run: Any) -> dict[str, Any]:
@@ -339,8 +353,9 @@ class Board:
     failures: pd.DataFrame        # family, method, dataset, seed, status, error
     provenance: dict[str, Any]
     rank: str = "mean-rank"
-    group: bool = True
+    group: bool = False
     metrics: dict[str, list[str]] = field(default_factory=dict)
+    comparisons: Comparisons = field(default_factory=Comparisons)
 
 
 def _budget(row: pd.Series) -> str:
@@ -348,6 +363,17 @@ def _budget(row: pd.Series) -> str:
              ("weight_decay", "weight_decay"), ("patience", "patience")]
     return ", ".join(f"{label}={row.get(col)}" for label, col in parts
                      if row.get(col) is not None and not (isinstance(row.get(col), float) and math.isnan(row.get(col))))
+
+
+def _budgets(done: pd.DataFrame) -> list[str]:
+    """The distinct budgets; where datasets differ (a dataset's own budget defaults), each
+    budget names its datasets."""
+    by_budget: dict[str, set[str]] = {}
+    for _, row in done.iterrows():
+        by_budget.setdefault(_budget(row), set()).add(str(row["dataset"]))
+    if len(by_budget) <= 1:
+        return sorted(by_budget)
+    return sorted(f"{b} ({', '.join(sorted(d))})" for b, d in by_budget.items())
 
 
 def _provenance(suite: str, frame: pd.DataFrame, done: pd.DataFrame, failures: pd.DataFrame,
@@ -371,7 +397,7 @@ def _provenance(suite: str, frame: pd.DataFrame, done: pd.DataFrame, failures: p
         "attempted_runs": int(len(frame)),
         "failed_or_missing": int(len(failures)),
         "seeds": sorted({int(s) for s in done["seed"]}),
-        "budget": sorted({_budget(r) for _, r in done.iterrows()}),
+        "budget": _budgets(done),
         "versions": {k: sorted(v) for k, v in sorted(versions.items())},
         "torch": uniq("torch_version"),
         "git_sha": uniq("git_sha"),
@@ -433,10 +459,11 @@ def _ranking(long: pd.DataFrame, metrics: Mapping[str, Sequence[str]], rank: str
 
 
 def build_board(frame: pd.DataFrame, suite: str = "default", datasets: Sequence[str] | None = None,
-                metrics: Sequence[str] | None = None, rank: str = "mean-rank", group: bool = True,
+                metrics: Sequence[str] | None = None, rank: str = "mean-rank", group: bool = False,
                 allow_mixed_data: bool = False, allow_mixed_metrics: bool = False,
-                latest_data: bool = False) -> Board:
-    """The pure core: a runs frame (from MLflow or a stored export) -> a :class:`Board`."""
+                latest_data: bool = False, predictions: Mapping[str, Any] | None = None) -> Board:
+    """The pure core: a runs frame (from MLflow or a stored export) -> a :class:`Board`.
+    ``predictions`` (run_id -> stored predictions) enable the significance marks."""
     if rank not in RANKINGS:
         raise FuseBenchError(f"--rank must be one of {', '.join(RANKINGS)}, got {rank!r}.")
     frame = canonical(frame)
@@ -463,11 +490,15 @@ def build_board(frame: pd.DataFrame, suite: str = "default", datasets: Sequence[
                 col = f"test/{metric}"
                 mean, std, n = _stats(group_done[col]) if col in group_done else (float("nan"), float("nan"), 0)
                 undefined = int(group_done[col].isna().sum()) if col in group_done else 0
+                interval = t_interval(pd.to_numeric(group_done[col], errors="coerce").dropna()) \
+                    if col in group_done and n > 1 and not undefined else None
                 if undefined:  # a seed's value is undefined (e.g. corr of a constant prediction): so is the mean
                     mean, std, n = float("nan"), float("nan"), n + undefined
                 rows.append({
                     "family": ref["family"].iloc[0], "method": method, "dataset": dataset, "metric": metric,
                     "higher_is_better": bool(ref["higher_is_better"].iloc[0]), "mean": mean, "std": std, "n": n,
+                    "ci_low": interval[0] if interval else float("nan"),
+                    "ci_high": interval[1] if interval else float("nan"),
                     "planned": planned, "undefined": undefined,
                     "seeds": ",".join(str(int(s)) for s in sorted(group_done["seed"])),
                     "params": _stats(group_done.get("info/params", pd.Series(dtype=float)))[0],
@@ -475,14 +506,15 @@ def build_board(frame: pd.DataFrame, suite: str = "default", datasets: Sequence[
                     "peak_memory_mb": _stats(group_done.get("info/peak_memory_mb", pd.Series(dtype=float)))[0],
                 })
     long = pd.DataFrame(rows, columns=["family", "method", "dataset", "metric", "higher_is_better", "mean", "std",
-                                       "n", "planned", "undefined", "seeds", "params", "train_time_s",
-                                       "peak_memory_mb"])
+                                       "n", "ci_low", "ci_high", "planned", "undefined", "seeds", "params",
+                                       "train_time_s", "peak_memory_mb"])
     analysis = _analysis_long(done, wanted, chosen) if not done.empty else pd.DataFrame()
     failures = _failures(frame, wanted) if not frame.empty else pd.DataFrame(
         columns=["family", "method", "dataset", "seed", "status", "error"])
     ranking = _ranking(long, chosen, rank)
     provenance = _provenance(suite, frame, done, failures, chosen, rank) if not done.empty else {"suite": suite}
-    return Board(suite, long, ranking, analysis, failures, provenance, rank, group, chosen)
+    comparisons = compare(done, long, chosen, predictions) if not done.empty else Comparisons()
+    return Board(suite, long, ranking, analysis, failures, provenance, rank, group, chosen, comparisons)
 
 
 # -- display tables ------------------------------------------------------------------------------
@@ -493,12 +525,18 @@ UNDEFINED_NOTE = ("— (undefined): the metric is undefined for at least one see
                   "not ranked")
 
 
-def _main_cell(mean: float, std: float, n: int, planned: int) -> str:
+TIED_MARK = " ≈"
+
+
+def _main_cell(mean: float, half: float, n: int, planned: int, tied: bool = False) -> str:
+    """'mean ± half-width of the 95% t interval' (no spread for one seed), ' ≈' when not
+    significantly different from the column's best."""
     if n == 0:
         return f"no result (0/{planned} seeds)"
     if math.isnan(mean):
         return UNDEFINED_CELL
-    cell = f"{mean:.4f} ± {std:.4f}"
+    cell = f"{mean:.4f}" if n == 1 or math.isnan(half) else f"{mean:.4f} ± {half:.4f}"
+    cell += TIED_MARK if tied else ""
     if n < planned:
         return cell + f" ({n}/{planned} seeds)"
     return cell + (" (n=1)" if n == 1 else "")
@@ -510,8 +548,15 @@ def wide_table(board: Board) -> pd.DataFrame:
     long = board.long
     if long.empty:
         return pd.DataFrame()
-    long = long.assign(cell=[_main_cell(m, s, int(n), int(p)) for m, s, n, p in
-                             zip(long["mean"], long["std"], long["n"], long["planned"], strict=True)])
+    tests = board.comparisons.datasets
+
+    def tied(method: str, dataset: str, metric: str) -> bool:
+        test = tests.get(dataset)
+        return bool(test and test.metric == metric and test.tied(method))
+
+    long = long.assign(cell=[_main_cell(r.mean, (r.ci_high - r.ci_low) / 2, int(r.n), int(r.planned),
+                                        tied(r.method, r.dataset, r.metric))
+                             for r in long.itertuples(index=False)])
     headers, order = {}, []
     for dataset in sorted(set(long["dataset"])):
         for metric in board.metrics.get(dataset) or sorted(set(long.loc[long["dataset"] == dataset, "metric"])):
@@ -555,6 +600,26 @@ def wide_table(board: Board) -> pd.DataFrame:
     return table.fillna("—")
 
 
+def best_cells(board: Board, table: pd.DataFrame) -> set[tuple[int, str]]:
+    """(row, column) of each dataset column's best mean (direction respected; ties all bold)."""
+    long = board.long
+    out: set[tuple[int, str]] = set()
+    if long.empty or table.empty:
+        return out
+    for (dataset, metric), part in long.groupby(["dataset", "metric"], sort=False):
+        part = part[part["n"] > 0].dropna(subset=["mean"])
+        title = f"{dataset} ({metric} {_arrow(bool(part['higher_is_better'].iloc[0]))})" if not part.empty else None
+        if title not in table.columns:
+            continue
+        higher = bool(part["higher_is_better"].iloc[0])
+        best = part["mean"].max() if higher else part["mean"].min()
+        winners = set(part.loc[np.isclose(part["mean"], best, rtol=0, atol=1e-12), "method"])
+        for i, method in enumerate(table["Method"]):
+            if method in winners:
+                out.add((i, title))
+    return out
+
+
 def analysis_display(board: Board) -> pd.DataFrame:
     return _analysis_cells(board.analysis)
 
@@ -574,12 +639,12 @@ def footer_items(board: Board) -> list[str]:
     """The provenance footer, one item per fact (joined per format)."""
     p = board.provenance
     if "seeds" not in p:
-        return [f"Suite `{board.suite}` · no finished runs"]
+        return [f"Suite {board.suite} · no finished runs"]
     versions = "; ".join(f"{k} {', '.join(v)}" for k, v in p["versions"].items())
     hashes = ", ".join(f"{d}={'/'.join(h)}" for d, h in p["data_hashes"].items())
     variants = "; ".join(f"{d}: {' | '.join(v)}" for d, v in p["metric_variants"].items())
     return [
-        f"Suite `{p['suite']}`",
+        f"Suite {p['suite']}",
         f"{p['finished_runs']} finished runs of {p['attempted_runs']} recorded ({p['failed_or_missing']} failed or missing)",
         f"seeds {p['seeds']}",
         f"budget {'; '.join(p['budget'])}",
@@ -588,28 +653,76 @@ def footer_items(board: Board) -> list[str]:
         f"git {', '.join(p['git_sha']) or 'unknown'}",
         f"data hashes: {hashes}",
         f"metrics: {variants}",
-        "Cells: test-split metric, mean ± std over seeds (n/planned seeds where some did not finish)",
-    ] + ([UNDEFINED_NOTE] if "undefined" in board.long and (board.long["undefined"] > 0).any() else [])
+        CELLS_NOTE + _significance_note(board),
+    ] + ([UNDEFINED_NOTE] if "undefined" in board.long and (board.long["undefined"] > 0).any() else []) \
+      + [f"Warning: {w}" for w in board.comparisons.warnings]
+
+
+CELLS_NOTE = ("Cells: test-split metric, mean over seeds ± half-width of its 95% t interval over seeds (Student t, "
+              "n − 1 df; n/planned seeds where some did not finish; one seed: no interval); bold: the best mean "
+              "of the column")
+
+
+def _significance_note(board: Board) -> str:
+    tested = sorted(d for d, c in board.comparisons.datasets.items() if c.results)
+    skipped = sorted(f"{d} ({c.skipped})" for d, c in board.comparisons.datasets.items() if c.skipped)
+    note = ""
+    if tested:
+        note += (f"; ≈: not significantly different from the best ({', '.join(tested)}: approximate randomization "
+                 "test of the difference of means over seeds, paired over seeds and test samples, Holm-corrected "
+                 "over the column, α = 0.05; unmarked: significantly worse)")
+    if skipped:
+        note += f"; no significance test for {', '.join(skipped)}"
+    return note
 
 
 ANALYSIS_NOTE = (
-    "Shown metric, mean ± std over seeds. EMAP: score of the model's empirical multimodally-additive "
-    "projection; EMAP gap: how much worse that is than the model (> 0: it uses cross-modal interactions); "
-    "\"MC se\" marks a Monte-Carlo EMAP (too many modalities or samples for the exact grid) and gives the "
-    "Monte-Carlo standard error of the seed mean, which applies to the EMAP score too (common random "
-    "numbers: exactly 0 for additive models). "
-    "Missing (mean): mean score over every removed-modality subset. Relative rob.: area under the "
-    "score-vs-noise-level curve (noise on all modalities, clean at level 0) over the level range. "
-    f"Effective rob.: MultiBench ER against `{REFERENCE_METHOD}` of the same dataset and seed (> 0: degrades "
-    "more gracefully). See docs/stress.md."
+    "Shown metric, mean ± std over seeds (the spread of the trained models; the main table gives intervals). Units and direction: Clean, EMAP, Missing (mean) and Relative "
+    "rob. are scores of the row's metric, in its units and direction (↑ higher is better; ↓ lower is better, "
+    "e.g. MAE: an error), so compare them within a row's metric only; EMAP gap and Effective rob. are "
+    "oriented for every metric so that > 0 means 'uses cross-modal interactions' and 'degrades more "
+    "gracefully than late fusion'. EMAP: score of the model's empirical multimodally-additive projection; "
+    "EMAP gap: how much worse that is than the model; \"MC se\" marks a Monte-Carlo EMAP (too many "
+    "modalities or samples for the exact grid) and gives the Monte-Carlo standard error of the seed mean, "
+    "which applies to the EMAP score too (common random numbers: exactly 0 for additive models). "
+    "Missing (mean): mean score over every removed-modality subset. Relative rob.: the mean score over the "
+    "noise levels (area under the score-vs-level curve, noise on all modalities, clean at level 0, divided "
+    "by the level range). "
+    f"Effective rob.: MultiBench ER against {REFERENCE_METHOD} of the same dataset and seed. See docs/stress.md."
 )
 FAILURES_NOTE = ("Runs that did not finish (latest attempt per spec: failed, diverged, killed, still running) "
                  "and planned seeds with no run at all; they are left out of the means above.")
 
 
+def across_display(board: Board) -> tuple[pd.DataFrame, str]:
+    """The across-datasets comparison: average ranks (Friedman) and Nemenyi's critical difference."""
+    result = board.comparisons.friedman
+    if result is None:
+        return pd.DataFrame(), "Needs at least two methods scored on the same datasets."
+    if not result.applicable:
+        return pd.DataFrame(), f"Not applicable: {result.reason}."
+    cd = board.comparisons.cd
+    ranks = sorted(result.avg_ranks.items(), key=lambda item: (item[1], item[0]))
+    best = ranks[0][1]
+    table = pd.DataFrame({"Method": [m for m, _ in ranks], "Average rank": [f"{r:.2f}" for _, r in ranks],
+                          "Within CD of the best": ["yes" if r - best < cd else "no" for _, r in ranks]})
+    groups = "; ".join("{" + ", ".join(g) + "}" for g in board.comparisons.groups) or "none"
+    note = (f"Average rank per method over {result.n} datasets (1 = best; each dataset's shown metric, direction "
+            f"respected). Friedman: chi²_F = {result.chi2:.2f} (p = {result.chi2_p:.3g}), Iman–Davenport "
+            f"F_F = {result.iman_davenport:.2f} (p = {result.iman_davenport_p:.3g}). Nemenyi critical difference "
+            f"at α = 0.05 for k = {result.k} methods and N = {result.n} datasets: CD = {cd:.2f} ranks; methods "
+            f"whose average ranks differ by less than CD are not significantly different. Groups not "
+            f"significantly different: {groups}. " + " ".join(f"Note: {n}." for n in result.notes)
+            + " `bench plot cd` draws the critical-difference diagram; docs/statistics.md.")
+    return table, note.strip()
+
+
 def _sections(board: Board) -> list[tuple[str, pd.DataFrame, str]]:
     """(title, display table, note) of every table after the main one."""
     out = []
+    if board.comparisons.friedman is not None:
+        table, note = across_display(board)
+        out.append(("Across datasets", table, note))
     analysis = analysis_display(board)
     if not analysis.empty:
         out.append(("Interactions and robustness", analysis, ANALYSIS_NOTE))
@@ -623,14 +736,32 @@ def _rank_note(board: Board) -> str:
     return "" if board.rank == "none" else RANK_DEFINITIONS[board.rank][1]
 
 
+_MD_SPECIAL = str.maketrans({"|": "\\|", "<": "&lt;", ">": "&gt;", "\n": " ", "\r": " ", "`": "\\`"})
+
+
+def markdown_escape(text: Any) -> str:
+    """Text as literal Markdown: a name with '|' or a newline cannot break a table, '<script>'
+    is not emitted as HTML, '[...](...)' is not a link and '`' opens no code span."""
+    return str(text).translate(_MD_SPECIAL).replace("](", "]\\(")
+
+
+def _markdown_table(table: pd.DataFrame, bold: set[tuple[int, str]] = frozenset()) -> str:
+    cells = table.copy()
+    for column in cells.columns:
+        cells[column] = [("**" + markdown_escape(v) + "**") if (i, column) in bold else markdown_escape(v)
+                         for i, v in enumerate(cells[column])]
+    cells.columns = [markdown_escape(c) for c in cells.columns]
+    return tabulate(cells, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
+
+
 def to_markdown(board: Board) -> str:
     main = wide_table(board)
-    md = lambda t: tabulate(t, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)  # noqa: E731
-    text = md(main) + "\n\n" + " · ".join(footer_items(board)) + ".\n"
+    md = _markdown_table  # noqa: E731
+    text = md(main, best_cells(board, main)) + "\n\n" + markdown_escape(" · ".join(footer_items(board)) + ".") + "\n"
     if _rank_note(board):
         text += "\n" + _rank_note(board) + "\n"
     for title, table, note in _sections(board):
-        text += f"\n### {title}\n\n" + (md(table) + "\n\n" if not table.empty else "") + note + "\n"
+        text += f"\n### {title}\n\n" + (md(table) + "\n\n" if not table.empty else "") + markdown_escape(note) + "\n"
     return text
 
 
@@ -647,10 +778,18 @@ def latex_escape(text: str) -> str:
     return out
 
 
-def _latex_table(table: pd.DataFrame, caption: str) -> str:
+_BOLD_OPEN, _BOLD_CLOSE = "\x02", "\x03"  # survive tabulate's escaping, become \textbf{...} after it
+
+
+def _latex_table(table: pd.DataFrame, caption: str, bold: set[tuple[int, str]] = frozenset()) -> str:
     # tabulate's latex_booktabs escapes & % $ # _ { } ^ ~ \ in headers and cells; the Unicode
     # symbols are replaced by math macros afterwards.
-    body = tabulate(table, headers="keys", tablefmt="latex_booktabs", showindex=False, disable_numparse=True)
+    cells = table.copy()
+    for column in cells.columns:
+        cells[column] = [f"{_BOLD_OPEN}{' '.join(str(v).splitlines())}{_BOLD_CLOSE}" if (i, column) in bold
+                         else " ".join(str(v).splitlines()) for i, v in enumerate(cells[column])]
+    body = tabulate(cells, headers="keys", tablefmt="latex_booktabs", showindex=False, disable_numparse=True)
+    body = body.replace(_BOLD_OPEN, "\\textbf{").replace(_BOLD_CLOSE, "}")
     for symbol, macro in LATEX_SYMBOLS.items():
         body = body.replace(symbol, macro)
     return ("\\begin{table}[ht]\n\\centering\n\\small\n" + f"\\caption{{{latex_escape(caption)}}}\n"
@@ -658,9 +797,10 @@ def _latex_table(table: pd.DataFrame, caption: str) -> str:
 
 
 def to_latex(board: Board) -> str:
+    main = wide_table(board)
     footer = latex_escape(" · ".join(footer_items(board)) + ".")
     out = ["% FuseBench leaderboard; needs \\usepackage{booktabs} and \\usepackage{graphicx}.",
-           _latex_table(wide_table(board), f"FuseBench leaderboard, suite {board.suite}"),
+           _latex_table(main, f"FuseBench leaderboard, suite {board.suite}", best_cells(board, main)),
            "\\noindent{\\footnotesize " + footer + "}\n"]
     if _rank_note(board):
         out.append("\\noindent{\\footnotesize " + latex_escape(_rank_note(board)) + "}\n")
@@ -688,11 +828,21 @@ var c=(typeof x==="number"&&typeof y==="number")?x-y:String(x).localeCompare(Str
 .forEach(function(tr){body.appendChild(tr)})})});"""
 
 
-def _html_table(table: pd.DataFrame) -> str:
+def _html_table(table: pd.DataFrame, bold: set[tuple[int, str]] = frozenset()) -> str:
     head = "".join(f"<th>{_html.escape(str(c))}</th>" for c in table.columns)
-    rows = "\n".join("<tr>" + "".join(f"<td>{_html.escape(str(v))}</td>" for v in row) + "</tr>"
-                     for row in table.itertuples(index=False))
+
+    def cell(i: int, column: str, value: Any) -> str:
+        text = _html.escape(str(value))
+        return f"<td><strong>{text}</strong></td>" if (i, column) in bold else f"<td>{text}</td>"
+
+    rows = "\n".join("<tr>" + "".join(cell(i, c, v) for c, v in zip(table.columns, row, strict=True)) + "</tr>"
+                     for i, row in enumerate(table.itertuples(index=False)))
     return f'<table class="sortable">\n<thead><tr>{head}</tr></thead>\n<tbody>\n{rows}\n</tbody>\n</table>\n'
+
+
+def _main_html(board: Board) -> str:
+    main = wide_table(board)
+    return _html_table(main, best_cells(board, main))
 
 
 def to_html(board: Board) -> str:
@@ -700,7 +850,7 @@ def to_html(board: Board) -> str:
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
              f"<title>FuseBench leaderboard: {esc(board.suite)}</title>", f"<style>\n{HTML_STYLE}\n</style>",
              "</head>", "<body>", f"<h1>FuseBench leaderboard: {esc(board.suite)}</h1>",
-             "<p class=\"note\">Click a column header to sort.</p>", _html_table(wide_table(board)),
+             "<p class=\"note\">Click a column header to sort.</p>", _main_html(board),
              '<p class="note">' + esc(" · ".join(footer_items(board)) + ".") + "</p>"]
     if _rank_note(board):
         parts.append('<p class="note">' + esc(_rank_note(board)) + "</p>")
@@ -729,10 +879,25 @@ def results_table(board: Board) -> pd.DataFrame:
             .drop(columns="_o").reset_index(drop=True))
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula ('=cmd|...', '+1', '@SUM') gets a leading
+    apostrophe (OWASP's CSV-injection rule); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv(board: Board) -> str:
     buffer = io.StringIO()
-    results_table(board).to_csv(buffer, index=False, lineterminator="\n")
-    footer = "".join(f"# {item}\n" for item in footer_items(board))
+    table = results_table(board)
+    for column in table.columns:
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            table[column] = table[column].map(csv_safe)
+    table.to_csv(buffer, index=False, lineterminator="\n")
+    footer = "".join(f"# {' '.join(str(csv_safe(item)).splitlines())}\n" for item in footer_items(board))
     return buffer.getvalue() + footer
 
 
@@ -786,8 +951,11 @@ def render(frame: pd.DataFrame, fmt: str = "md", suite: str = "default", **optio
 
 def render_markdown(tracker: Tracker, datasets: Sequence[str] | None = None, allow_mixed_data: bool = False,
                     **options: Any) -> str:
-    """The Markdown leaderboard of a suite, read from MLflow."""
+    """The Markdown leaderboard of a suite, read from MLflow (with its stored predictions)."""
+    from .predictions import finished_run_ids, load
+
     frame = runs_frame(tracker)
+    options.setdefault("predictions", load(tracker, finished_run_ids(frame)) or None)
     if frame.empty or not (frame["status"] == "finished").any():
         return f"No finished runs in suite {tracker.suite!r} at {tracker.uri}. Run `bench run` first.\n"
     return render(frame, "md", tracker.suite, datasets=datasets, allow_mixed_data=allow_mixed_data, **options)

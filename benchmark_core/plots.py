@@ -38,6 +38,12 @@ def add_plot_parser(sub: Any) -> None:
         fig.add_argument("--allow-mixed-data", action="store_true",
                          help="use runs even if a dataset's content hash differs between them")
         _add_tracking(fig)
+    cd = figures.add_parser("cd", help="critical-difference diagram: average ranks across datasets, Nemenyi CD")
+    cd.add_argument("--out", default="critical_difference.png", help="output file, .png or .svg (default: %(default)s)")
+    cd.add_argument("--from", dest="source", default=None, metavar="RUNS_JSON",
+                    help="draw from a stored result (bench publish) instead of MLflow")
+    cd.add_argument("--datasets", default=None, help="comma list of datasets (default: all)")
+    _add_tracking(cd)
 
 
 def robustness_curves(frame: Any, test: str = "noise", target: str = "all", metric: str | None = None,
@@ -173,6 +179,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
         import matplotlib  # noqa: F401
     except ImportError:
         raise FuseBenchError("bench plot needs matplotlib: pip install 'fusebench[plot]'.") from None
+    if args.figure == "cd":
+        return _plot_cd(args)
     tracker = Tracker(args.tracking_uri, args.suite)
     if args.figure in ("emap", "time"):
         done = finished_runs(runs_frame(tracker), args.allow_mixed_data)
@@ -191,4 +199,26 @@ def cmd_plot(args: argparse.Namespace) -> int:
             f"No {args.test}/{args.target} stress results in suite {args.suite!r} at {tracker.uri}"
             f"{' for ' + ','.join(datasets) if datasets else ''}. Run `bench run` without --no-stress first.")
     print(f"Wrote {draw_robustness(curves, args.out, args.test, args.target)}")
+    return 0
+
+
+def _plot_cd(args: argparse.Namespace) -> int:
+    """``bench plot cd``: the board's Friedman ranks and Nemenyi CD, drawn as Demšar's diagram."""
+    from .errors import FuseBenchError
+    from .leaderboard import build_board, runs_frame
+    from .publish import draw_board_cd, load_runs
+    from .tracking import Tracker
+
+    if args.source:
+        frame, suite = load_runs(args.source)
+    else:
+        frame, suite = runs_frame(Tracker(args.tracking_uri, args.suite)), args.suite
+    datasets = [d for d in (args.datasets or "").split(",") if d] or None
+    board = build_board(frame, suite, datasets=datasets)
+    path = draw_board_cd(board, args.out)
+    if path is None:
+        result = board.comparisons.friedman
+        why = result.reason if result is not None else "it needs at least two methods scored on two datasets"
+        raise FuseBenchError(f"No critical-difference diagram for suite {suite!r}: {why}.")
+    print(f"Wrote {path}")
     return 0

@@ -245,8 +245,8 @@ class Registry:
         """Resolve ``all`` or a comma list to validated names (unknown names raise)."""
         names = [n.strip() for n in csv.split(",")] if isinstance(csv, str) else list(csv)
         names = [n for n in names if n]
-        if names == ["all"]:
-            return self.names(kind)
+        if names == ["all"]:  # generic methods whose presets are registered too are left out
+            return [n for n in self.names(kind) if getattr(self.get(kind, n), "in_all", True)]
         for name in names:
             self.registration(kind, name, flag)
         return list(dict.fromkeys(names))

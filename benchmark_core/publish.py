@@ -4,7 +4,10 @@ The stored result (``leaderboards/runs.json``) is a compact, deterministic expor
 suite's child runs: one JSON array per run (one line each) under a shared, sorted column
 list, rows sorted by dataset, method, seed, start time, run id.  Everything published is
 rendered from that file, never from MLflow, so ``bench publish --from leaderboards/runs.json``
-(and tests/test_publish.py) re-creates the committed tables byte for byte.
+(and tests/test_publish.py) re-creates the committed tables byte for byte.  Next to it,
+``leaderboards/predictions.npz`` keeps every finished run's test and validation predictions
+(see :mod:`benchmark_core.predictions`), so the published statistics can be recomputed from the
+stored files alone.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .predictions import Predictions
 
 from .errors import FuseBenchError
 
@@ -26,7 +31,8 @@ EXPORT_FORMAT = "fusebench-runs/1"
 DROPPED_PREFIXES = ("epoch/", "data/")
 TABLE_FILES = {"md": "leaderboard.md", "latex": "leaderboard.tex", "html": "leaderboard.html",
                "csv": "leaderboard.csv", "json": "leaderboard.json"}
-PLOT_FILES = {"robustness": "robustness.png", "emap": "score_vs_emap_gap.png", "time": "time_vs_score.png"}
+PLOT_FILES = {"robustness": "robustness.png", "emap": "score_vs_emap_gap.png", "time": "time_vs_score.png",
+              "cd": "critical_difference.png"}
 
 
 def _value(value: Any) -> Any:
@@ -88,20 +94,59 @@ def load_runs(path: str | Path) -> tuple[pd.DataFrame, str]:
     return frame, meta.get("suite", "default")
 
 
-def render_all(frame: pd.DataFrame, suite: str, out: str | Path, plots: bool = True) -> list[Path]:
-    """Write every table format (and the plots) of a runs frame into ``out``."""
+def published_predictions(runs_json: str | Path, frame: pd.DataFrame) -> dict[str, Predictions] | None:
+    """spec_hash -> Predictions stored next to a runs.json by ``bench publish`` (None when there
+    are none, e.g. a result published before they were kept), checked to belong to that file."""
+    from .predictions import check_exported, exported_path, load_exported
+
+    path = exported_path(runs_json)
+    if not path.exists():
+        return None
+    exported = load_exported(path)
+    check_exported(frame, exported, path)
+    return exported
+
+
+def by_run_id(stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An export (spec_hash -> Predictions) keyed by the run id each came from, as boards take it."""
+    return None if stored is None else {p.run_id: p for p in stored.values()}
+
+
+def render_all(frame: pd.DataFrame, suite: str, out: str | Path, plots: bool = True,
+               predictions: Mapping[str, Any] | None = None) -> list[Path]:
+    """Write every table format (and the plots, the critical-difference diagram included) of a
+    runs frame into ``out``; ``predictions`` (run_id -> stored predictions) add the
+    significance marks."""
     from .leaderboard import RENDERERS, build_board
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    board = build_board(frame, suite)
+    board = build_board(frame, suite, predictions=predictions)
     written = []
     for fmt, name in TABLE_FILES.items():
         (out / name).write_text(RENDERERS[fmt](board), encoding="utf-8")
         written.append(out / name)
     if plots:
         written += draw_all(frame, out)
+        path = draw_board_cd(board, out / PLOT_FILES["cd"])
+        if path:
+            written.append(path)
     return written
+
+
+def draw_board_cd(board: Any, out: str | Path) -> Path | None:
+    """The critical-difference diagram of a board (None when the Friedman test does not apply)."""
+    result = board.comparisons.friedman
+    if result is None or not result.applicable:
+        return None
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
+    from .cd_diagram import draw_cd
+
+    title = f"Average rank over {result.n} datasets, Nemenyi CD = {board.comparisons.cd:.2f} (α = 0.05)"
+    return draw_cd(result.avg_ranks, board.comparisons.cd, out, title)
 
 
 def draw_all(frame: pd.DataFrame, out: str | Path) -> list[Path]:
@@ -166,11 +211,14 @@ def cmd_publish(args: argparse.Namespace) -> int:
     source = args.source or (str(out / "runs.json") if args.render_only else None)
     if source:
         frame, suite = load_runs(source)
-        written = render_all(frame, suite, out, plots=not args.no_plots)
-        print("Rendered from " + source + ": " + ", ".join(str(p) for p in written))
+        stored = published_predictions(source, frame)
+        written = render_all(frame, suite, out, plots=not args.no_plots, predictions=by_run_id(stored))
+        with_predictions = "" if stored is None else f" with the stored predictions of {len(stored)} runs"
+        print("Rendered from " + source + with_predictions + ": " + ", ".join(str(p) for p in written))
         return 0
     from .cli import build_parser, cmd_run
     from .leaderboard import runs_frame
+    from .predictions import export_predictions, exported_path, without_predictions_note
     from .tracking import Tracker
 
     code = 0
@@ -182,14 +230,21 @@ def cmd_publish(args: argparse.Namespace) -> int:
             run_args += ["--workers", str(args.workers)]
         code = cmd_run(build_parser().parse_args(run_args))
     tracker = Tracker(args.tracking_uri, args.suite)
-    stored = export_runs(runs_frame(tracker), out / "runs.json", args.suite)
-    frame, suite = load_runs(stored)  # render from the stored file, never from MLflow
-    written = render_all(frame, suite, out, plots=not args.no_plots)
+    runs = runs_frame(tracker)
+    stored = export_runs(runs, out / "runs.json", args.suite)
+    exported = export_predictions(tracker, runs, exported_path(stored))
+    missing = len(exported.without_predictions)
+    print(f"Stored {exported.path} ({exported.path.stat().st_size / 1e6:.2f} MB): the predictions of "
+          f"{exported.runs} runs" + (f"; {without_predictions_note(missing)}" if missing else ""))
+    frame, suite = load_runs(stored)  # render from the stored files, never from MLflow
+    written = render_all(frame, suite, out, plots=not args.no_plots,
+                         predictions=by_run_id(published_predictions(stored, frame)))
     print(f"Stored {stored} ({stored.stat().st_size / 1e6:.2f} MB); wrote " + ", ".join(str(p) for p in written))
     if not args.no_log:
         import shlex
         import sys
 
-        run_id = log_to_mlflow(tracker, [stored, *written], "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        run_id = log_to_mlflow(tracker, [stored, exported.path, *written],
+                               "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
         print(f"Logged them to MLflow run {run_id} (experiment fusebench/{args.suite}).")
     return code

@@ -17,13 +17,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import __version__
-from .data import DatasetTensors, load_tensors
+from .data import DatasetTensors, SplitTensors, load_tensors
 from .errors import FuseBenchError
 from .models import COMMON_DEFAULTS, FusionModel, count_parameters
 from .plugins import Registry, get_registry
+from .predictions import Predictions, SplitPredictions
 from .provenance import git_sha, plugin_versions
 from .specs import MethodSpec, RunSpec
 from .training import DivergedError, PeakMemory, RunSeeds, compute_metrics, fit, predict, seed_everything
@@ -54,6 +56,9 @@ class RunResult:
     info: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     traceback: str | None = None
+    # test/validation ids, targets and raw outputs the metrics were computed on (finished runs);
+    # numpy, so the result pickles from a worker without torch tensors
+    predictions: Predictions | None = None
 
     @property
     def ok(self) -> bool:
@@ -154,6 +159,7 @@ def _execute(spec: RunSpec, registry: Registry, progress, started: float) -> Run
         "peak_memory_mb": memory.peak_mb,
         "best_epoch": fitted.best_epoch,
         "epochs_run": fitted.epochs_run,
+        "optimizer_steps": fitted.steps,
         "state_hash": state_hash(model),
         "data_hash": data.data_hash,
         "data_report": data.report,
@@ -169,7 +175,14 @@ def _execute(spec: RunSpec, registry: Registry, progress, started: float) -> Run
         "git_sha": git_sha(),
         "plugin_versions": plugin_versions(registry),
     }
-    return RunResult(spec, "finished", results, fitted.history, info)
+    predictions = Predictions(test=_stored(data.test, test_pred), validation=_stored(data.validation, val_pred))
+    return RunResult(spec, "finished", results, fitted.history, info, predictions=predictions)
+
+
+def _stored(split: SplitTensors, pred: torch.Tensor) -> SplitPredictions:
+    """What the split's metrics were computed on, as numpy (the ids come along)."""
+    return SplitPredictions(ids=np.asarray(split.ids, dtype=str), y=split.y.numpy(),
+                            pred=pred.numpy().astype(np.float32, copy=False))
 
 
 from . import evaluation  # noqa: E402,F401  (registers the stress and EMAP evaluators)

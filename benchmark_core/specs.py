@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -172,6 +172,10 @@ class MethodSpec(_Spec):
     min_modalities: int = 1
     max_modalities: int | None = None
     modality_kinds: tuple[str, ...] = ("sequence", "vector")
+    # False for a generic method whose presets are registered too (``unimodal`` is
+    # ``unimodal-1`` by default): ``--methods all`` then plans the presets only, so the
+    # leaderboard never shows one model twice under two names.
+    in_all: bool = True
 
     def __post_init__(self) -> None:
         _check_name("method", self.name)
@@ -220,9 +224,29 @@ class DatasetSpec(_Spec):
     # Optional: ``inspect(path) -> {"recognised": [...], "rejected": [...], "layouts": [...]}``
     # describes the files at ``path`` this dataset could be read from (``bench data inspect``).
     inspect: Callable[..., Any] | None = None
+    # Optional: ``specialise(options) -> DatasetSpec`` for generic readers (``uea``) whose
+    # modalities and classes come from the file the options name; the engine loads through
+    # the returned spec, so ``modalities`` and ``target`` above are only placeholders.
+    specialise: Callable[..., Any] | None = None
+    # Optional budget defaults for this dataset (``Budget`` field -> value), e.g. a smaller
+    # batch for a 32-sample training set.  Every method on the dataset gets the same budget;
+    # a budget flag the user sets on the command line wins over these.
+    budget: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_name("dataset", self.name)
+        settable = [f.name for f in dataclasses.fields(Budget) if f.name not in ("threads", "device")]
+        unknown = sorted(set(self.budget) - set(settable))
+        if unknown:
+            raise SpecError(f"dataset {self.name!r}: budget names {unknown}; a dataset may set "
+                            f"{', '.join(settable)} (threads and device belong to the machine)")
+        try:
+            Budget(**self.budget)
+        except SpecError as exc:
+            raise SpecError(f"dataset {self.name!r}: {exc}") from None
+        object.__setattr__(self, "budget", dict(self.budget))
+        if self.specialise is not None and not callable(self.specialise):
+            raise SpecError(f"dataset {self.name!r}: specialise must be callable(options) or None")
         if self.inspect is not None and not callable(self.inspect):
             raise SpecError(f"dataset {self.name!r}: inspect must be callable(path) or None")
         if not callable(self.load):
@@ -371,6 +395,11 @@ class Budget(_Spec):
         if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device):
             raise SpecError(f"--device {self.device!r} is not a device: use cpu, cuda or cuda:N "
                             "(N a CUDA device index, e.g. cuda:0).")
+
+    def with_defaults(self, defaults: Mapping[str, Any], pinned: Collection[str]) -> Budget:
+        """This budget with ``defaults`` (a dataset's budget) for every field not in ``pinned``."""
+        changes = {k: v for k, v in defaults.items() if k not in pinned}
+        return dataclasses.replace(self, **changes) if changes else self
 
     def check_device(self) -> None:
         """Refuse a CUDA device this machine lacks, before anything runs: torch would only fail

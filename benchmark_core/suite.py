@@ -9,7 +9,7 @@ import shutil
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,8 +98,13 @@ def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str
               budget: Budget, hparams: Mapping[str, Mapping[str, Any]] | None = None,
               dataset_options: Mapping[str, Mapping[str, Any]] | None = None,
               evaluation: Mapping[str, Any] | None = None,
-              on_skip: Callable[[str], None] | None = None) -> list[RunSpec]:
+              on_skip: Callable[[str], None] | None = None,
+              pinned: Collection[str] | None = None) -> list[RunSpec]:
     """Every supported (dataset, method, seed) as a RunSpec with resolved hyper-parameters.
+
+    ``pinned`` names the budget fields the user set; every other field takes the dataset's
+    budget defaults (``DatasetSpec.budget``), the same for every method on that dataset.
+    ``None`` (the library default) uses ``budget`` exactly as given everywhere.
 
     Every dataset is loaded first (:func:`preflight`: one that cannot load stops the plan),
     to check each method supports its modalities (an unsupported pair is reported through
@@ -118,6 +123,8 @@ def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str
     specs = []
     for dataset_name in datasets:
         options, tensors = loaded[dataset_name]
+        dataset_budget = budget if pinned is None else budget.with_defaults(
+            registry.dataset(dataset_name).budget, pinned)
         for method_name in methods:
             method = registry.method(method_name)
             reason = method.supports(tensors.task)
@@ -135,7 +142,7 @@ def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str
                 "dataset": registry.dist_version("datasets", dataset_name),
             }
             for seed in seeds:
-                specs.append(RunSpec(method_name, dataset_name, int(seed), budget, resolved, options,
+                specs.append(RunSpec(method_name, dataset_name, int(seed), dataset_budget, resolved, options,
                                      dict(evaluation or {}), versions, tensors.data_hash))
     if unused_shared and specs:
         raise FuseBenchError(f"--hparam {sorted(unused_shared)}: no selected method has such a hyper-parameter.")
@@ -265,14 +272,14 @@ def run_suite(registry: Registry, specs: Sequence[RunSpec], tracker: Tracker, ex
             echo(f"Leaving {len(report.busy)} run(s) to another `bench run` on this store that claimed them "
                  f"({'; '.join(holders)}); re-run this command after it stops to pick up any it did not finish.")
         if todo:
-            _execute(registry, todo, tracker, executor, command, echo, progress, on_result, report, claims)
+            _execute(registry, todo, specs, tracker, executor, command, echo, progress, on_result, report, claims)
     finally:
         with deferred_interrupts():
             claims.release_all()
     return report
 
 
-def _execute(registry, todo, tracker, executor, command, echo, progress, on_result, report, claims) -> None:
+def _execute(registry, todo, planned, tracker, executor, command, echo, progress, on_result, report, claims) -> None:
     closed = tracker.recover_interrupted()
     if closed:
         echo(f"Marked {len(closed)} run(s) interrupted by an earlier killed `bench run` as KILLED: "
@@ -281,6 +288,8 @@ def _execute(registry, todo, tracker, executor, command, echo, progress, on_resu
         parent = tracker.start_parent(command, {"fusebench.version.fusebench": __version__,
                                                 "fusebench.git_sha": git_sha() or "unknown",
                                                 "fusebench.plugins": json.dumps(plugin_versions(registry))[:5000]})
+        tracker.log_plan(parent, [{"spec_hash": s.spec_hash, "method": s.method, "dataset": s.dataset,
+                                   "seed": s.seed, "family": registry.method(s.method).family} for s in planned])
     children: dict[str, str] = {}
 
     def on_start(spec: RunSpec) -> None:

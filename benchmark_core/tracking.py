@@ -11,17 +11,23 @@ from __future__ import annotations
 import json
 import os
 import socket
+import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from .errors import FuseBenchError
 from .processes import process_alive
 from .store import check_store, ensure_sqlite_store
 
+if TYPE_CHECKING:
+    from .predictions import Predictions
+
 TAG = "fusebench"
+PLAN_ARTIFACT = "plan.json"
 DEFAULT_SUITE = "default"
 
 
@@ -45,6 +51,22 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
 def _chunks(items: list, size: int) -> Iterable[list]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+@contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow draws a progress bar per artifact download; loading the predictions of a few
+    hundred runs would fill the terminal with them."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 class Tracker:
@@ -182,7 +204,7 @@ class Tracker:
         for step, row in enumerate(result.history, start=1):
             metrics += [Metric(f"epoch/{k}", float(v), now, step) for k, v in row.items()]
         for key in ("params", "train_time_s", "validation_time_s", "eval_time_s", "wall_time_s", "peak_memory_mb",
-                    "best_epoch", "epochs_run"):
+                    "best_epoch", "epochs_run", "optimizer_steps"):
             if key in result.info:
                 metrics.append(Metric(f"info/{key}", float(result.info[key]), now, 0))
         replaced = result.info.get("data_report", {}).get("nonfinite_replaced", {})
@@ -200,7 +222,46 @@ class Tracker:
         self.client.log_dict(run_id, {k: v for k, v in result.info.items()}, "info.json")
         if result.traceback:
             self.client.log_text(run_id, result.traceback, "traceback.txt")
+        if result.predictions is not None:
+            self._log_predictions(run_id, result.predictions)
         self.end_run(run_id, "FINISHED" if result.ok else "FAILED")
+
+    def _log_predictions(self, run_id: str, predictions: Predictions) -> None:
+        """The run's ``predictions.npz``, logged before the run is closed: a FINISHED run
+        written by this version always has it, so its metrics can be recomputed later."""
+        from .predictions import ARTIFACT, save
+
+        with tempfile.TemporaryDirectory(prefix="fusebench-pred-") as folder:
+            self.client.log_artifact(run_id, str(save(predictions, Path(folder) / ARTIFACT)))
+
+    def log_plan(self, parent_id: str, planned: Iterable[Mapping[str, Any]]) -> None:
+        """Store a ``bench run``'s whole plan on its parent run (``plan.json``: spec_hash, method,
+        dataset, seed, family per run), so runs that never started are still known."""
+        self.client.log_dict(parent_id, {"runs": list(planned)}, PLAN_ARTIFACT)
+
+    def planned_runs(self) -> list[dict[str, Any]]:
+        """Every run any ``bench run`` of the suite planned (from the parents' plans), with the
+        planning parent's start time."""
+        out = []
+        for parent in self._search(f"tags.`{TAG}.kind` = 'parent'"):
+            run_id = parent.info.run_id
+            if PLAN_ARTIFACT not in {a.path for a in self.client.list_artifacts(run_id)}:
+                continue  # a parent of an older FuseBench, or a publish run
+            with tempfile.TemporaryDirectory(prefix="fusebench-plan-") as folder, _no_progress_bar():
+                with open(self.client.download_artifacts(run_id, PLAN_ARTIFACT, folder), encoding="utf-8") as fh:
+                    runs = json.load(fh).get("runs", [])
+            out += [{**run, "start_time": parent.info.start_time} for run in runs]
+        return out
+
+    def load_predictions(self, run_id: str) -> Predictions | None:
+        """A run's stored :class:`~benchmark_core.predictions.Predictions`, or None for a run
+        logged before FuseBench stored them (or one that did not finish)."""
+        from .predictions import ARTIFACT, read
+
+        if ARTIFACT not in {a.path for a in self.client.list_artifacts(run_id)}:
+            return None
+        with tempfile.TemporaryDirectory(prefix="fusebench-pred-") as folder, _no_progress_bar():
+            return read(self.client.download_artifacts(run_id, ARTIFACT, folder), run_id)
 
     def _log_batch(self, run_id: str, metrics: list | None = None, params: Mapping[str, str] | None = None,
                    tags: Mapping[str, str] | None = None) -> None:

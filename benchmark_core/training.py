@@ -152,6 +152,8 @@ class FitResult:
     # Validation outputs of the restored best checkpoint (None if no epoch scored), so the
     # caller need not predict the validation split again.
     best_val_pred: torch.Tensor | None = None
+    # Optimiser steps taken by the main loop (a leaderboard warns when a budget allows very few).
+    steps: int = 0
 
 
 def _better(score: float, best: float, higher: bool) -> bool:
@@ -183,6 +185,7 @@ def fit(model: FusionModel, data: DatasetTensors, budget: Budget, primary: Metri
     history: list[dict[str, float]] = []
     started = time.perf_counter()
     validation_s = 0.0
+    steps = 0
     epoch = -1
     for epoch in range(budget.epochs):
         model.train()
@@ -200,6 +203,7 @@ def fit(model: FusionModel, data: DatasetTensors, budget: Budget, primary: Metri
                     "lower --lr, raise --grad-clip strength, or check the inputs for extreme values"
                 )
             apply_gradients(model, optimizer, loss, budget.grad_clip)
+            steps += 1
             total += loss.item() * batch.size
             seen += batch.size
         validating = time.perf_counter()
@@ -221,7 +225,7 @@ def fit(model: FusionModel, data: DatasetTensors, budget: Budget, primary: Metri
                 break
     model.load_state_dict(best_state)
     return FitResult(best_epoch + 1, best_score, epoch + 1, history, time.perf_counter() - started,
-                     validation_s, best_val_pred)
+                     validation_s, best_val_pred, steps)
 
 
 class PeakMemory:

@@ -12,7 +12,7 @@ from benchmark_core.tracking import Tracker
 from conftest import TINY_XOR
 
 
-def test_leaderboard_reports_mean_and_std_over_seeds(registry, tracking_uri):
+def test_leaderboard_reports_mean_and_interval_over_seeds(registry, tracking_uri):
     tracker = Tracker(tracking_uri, "lb")
     specs = make_plan(registry, ["late", "tensor"], ["synthetic-xor", "synthetic-redundant"], [0, 1],
                       Budget(epochs=1, batch_size=32),
@@ -26,13 +26,17 @@ def test_leaderboard_reports_mean_and_std_over_seeds(registry, tracking_uri):
     frame = runs_frame(fresh)
     for (method, dataset), group in frame.groupby(["method", "dataset"]):
         values = list(group["test/accuracy"])
-        cell = f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+        half = 12.706205 * statistics.stdev(values) / len(values) ** 0.5  # t_{1, 0.975}: two seeds
+        cell = f"{statistics.mean(values):.4f} ± {half:.4f}"
         row = next(line for line in text.splitlines() if f"| {method} " in line)
         assert cell in row, (cell, row)
     header = text.splitlines()[0]
     assert "synthetic-xor (accuracy ↑)" in header and "synthetic-redundant (accuracy ↑)" in header
-    # grouped by family in the documented order: late before tensor
-    assert text.index("| late ") < text.index("| tensor ")
+    # sorted by mean rank by default (issue 15); --group orders by family: late before tensor
+    ranks = [float(line.rstrip(" |").rsplit("|", 1)[1].split()[0]) for line in text.splitlines()[2:4]]
+    assert ranks == sorted(ranks)
+    grouped = render_markdown(fresh, group=True)
+    assert grouped.index("| late ") < grouped.index("| tensor ")
     assert "seeds [0, 1]" in text and "epochs=1" in text
 
 

@@ -44,7 +44,9 @@ def register_methods(register):
     register(MethodSpec(
         name="unimodal", family="unimodal", build=Unimodal, defaults={"modality": 0},
         reference=reference,
-        description="One modality only (hparam modality: 0-based position or name).",
+        description="One modality only (hparam modality: 0-based position or name); not in "
+                    "--methods all, where unimodal-1, -2, -3 cover it.",
+        in_all=False,
     ))
     for k in range(1, PRESETS + 1):
         register(MethodSpec(

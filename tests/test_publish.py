@@ -12,7 +12,7 @@ import pytest
 
 from benchmark_core.cli import main
 from benchmark_core.leaderboard import render, runs_frame
-from benchmark_core.publish import TABLE_FILES, export_runs, load_runs, render_all
+from benchmark_core.publish import TABLE_FILES, by_run_id, export_runs, load_runs, published_predictions, render_all
 from benchmark_core.runner import RunResult
 from benchmark_core.specs import Budget, RunSpec
 from benchmark_core.robustness import stress_key
@@ -90,7 +90,9 @@ def test_bench_leaderboard_cli_options(tracker, tmp_path, capsys):
                     reason="leaderboards/runs.json not generated yet: run `bench publish` (see leaderboards/README.md)")
 def test_committed_leaderboards_match_what_publish_renders(tmp_path):
     frame, suite = load_runs(PUBLISHED / "runs.json")
-    render_all(frame, suite, tmp_path, plots=False)
+    stored = published_predictions(PUBLISHED / "runs.json", frame)  # the significance marks need them
+    assert stored is not None and len(stored) == len(frame)
+    render_all(frame, suite, tmp_path, plots=False, predictions=by_run_id(stored))
     for name in TABLE_FILES.values():
         committed = (PUBLISHED / name).read_bytes()
         assert (tmp_path / name).read_bytes() == committed, (

@@ -9,7 +9,7 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from .errors import FuseBenchError
 from .inspection import add_data_parser, cmd_data
@@ -20,6 +20,34 @@ from .specs import Budget, SpecError
 DEFAULT_DATASETS = ("mfeat", "basicmotions", "synthetic-redundant", "synthetic-unique", "synthetic-mixed", "synthetic-xor")
 LIST_KINDS = {"methods": "methods", "datasets": "datasets", "metrics": "metrics", "stress": "stress",
               "executors": "executors"}
+DEFAULT_SEEDS = (0, 1, 2)
+
+# Every environment variable the CLI reads (docs/cli.md has the same list): `bench --help` and
+# `bench run --help` print them, so a setting inherited from a shell profile can be found.
+ENVIRONMENT = (
+    ("MLFLOW_TRACKING_URI", "store when --tracking-uri is not given (default: sqlite:///mlflow.db here)"),
+    ("FUSEBENCH_DATA_DIR", "real datasets' root when --data-dir is not given (default: ~/.fusebench/data)"),
+    ("FUSEBENCH_CACHE_DIR", "converted-data cache (default: ~/.fusebench/cache)"),
+    ("FUSEBENCH_LOAD_PLUGINS", "comma list: load only these plugin entry points"),
+    ("FUSEBENCH_BLOCK_PLUGINS", "comma list: load every plugin entry point but these"),
+)
+# ... and those it sets when they are not set already.
+ENVIRONMENT_DEFAULTS = (
+    ("HF_HUB_OFFLINE", "1", "never fetch data from a hub"),
+    ("HF_DATASETS_OFFLINE", "1", "never fetch data from a hub"),
+    ("MLFLOW_ENABLE_ASYNC_LOGGING", "false", "each result is stored before the next run"),
+    ("OMP_NUM_THREADS", "1", "process executor workers; --threads pins torch"),
+    ("MKL_NUM_THREADS", "1", "process executor workers"),
+    ("CUBLAS_WORKSPACE_CONFIG", ":4096:8", "deterministic CUDA matrix products"),
+)
+
+
+def environment_epilog() -> str:
+    width = max(len(name) for name, _ in ENVIRONMENT)
+    lines = [f"  {name.ljust(width)}  {text}" for name, text in ENVIRONMENT]
+    defaults = [f"{name}={value}" for name, value, _ in ENVIRONMENT_DEFAULTS]
+    return ("environment variables:\n" + "\n".join(lines) + "\n  set unless given: " + " ".join(defaults[:3])
+            + "\n                    " + " ".join(defaults[3:]) + "\n\nDocumentation: docs/cli.md")
 
 
 def _int_list(text: str) -> list[int]:
@@ -41,7 +69,8 @@ def _int_list(text: str) -> list[int]:
 
 
 def _add_tracking(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--suite", default="default", help="suite name; one MLflow experiment per suite")
+    p.add_argument("--suite", default="default",
+                   help="suite name; one MLflow experiment per suite (default: default)")
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
 
@@ -60,14 +89,25 @@ BUDGET_FLAGS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bench", description="FuseBench: benchmark multimodal fusion methods.")
+    from . import __version__
+
+    formatter = argparse.RawDescriptionHelpFormatter  # keeps the epilog's one-variable-per-line layout
+    parser = argparse.ArgumentParser(prog="bench", description="FuseBench: benchmark multimodal fusion methods.",
+                                     epilog=environment_epilog(), formatter_class=formatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s (fusebench) {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="train and evaluate methods x datasets x seeds")
-    run.add_argument("--methods", default="all", help="'all' or a comma list (see `bench list methods`)")
+    run = sub.add_parser("run", help="train and evaluate methods x datasets x seeds", epilog=environment_epilog(),
+                         formatter_class=formatter,
+                         description="Train and evaluate every method on every dataset with every seed under one "
+                                     "budget; finished runs are skipped, results go to MLflow.")
+    run.add_argument("--methods", default="all",
+                     help="'all' or a comma list of names or aliases, any case (default: all; "
+                          "see `bench list methods`)")
     run.add_argument("--datasets", default=None,
                      help=f"comma list (default: the embedded suite {','.join(DEFAULT_DATASETS)})")
-    run.add_argument("--seeds", type=_int_list, default=[0, 1, 2], help="comma list of run seeds")
+    run.add_argument("--seeds", type=_int_list, default=list(DEFAULT_SEEDS),
+                     help=f"comma list of run seeds (default: {','.join(map(str, DEFAULT_SEEDS))})")
     # Budget flags default to None so that the flags a user sets can be told apart: those win
     # over a dataset's own budget defaults (DatasetSpec.budget), the others do not.
     defaults = Budget()
@@ -86,15 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-emap", action="store_true", help="skip the EMAP interaction analysis")
     run.add_argument("--emap-samples", type=int, default=None,
                      help="evaluate EMAP on a seeded random subset of N test samples (default: all)")
-    run.add_argument("--executor", default="serial",
-                     help="serial (default), process, ray, or another registered executor")
-    run.add_argument("--workers", type=int, default=None, help="process executor: worker processes")
+    run.add_argument("--executor", default=None,
+                     help="serial, process, ray, or another registered executor (default: process with one "
+                          "worker per core when the estimate is over a minute and the machine has 2+ cores, "
+                          "else serial; results are bitwise identical either way)")
+    run.add_argument("--workers", type=int, default=None,
+                     help="process executor: worker processes (default: cores / --threads)")
     run.add_argument("--address", default=None,
                      help="ray executor: 'auto' (join this machine's cluster) or HOST:PORT (default: local Ray)")
-    run.add_argument("--gpus", type=float, default=0.0, help="ray executor: GPUs requested per run")
+    run.add_argument("--gpus", type=float, default=0.0, help="ray executor: GPUs requested per run (default: 0)")
     _add_tracking(run)
 
-    lst = sub.add_parser("list", help="list registered methods, datasets, metrics, stress tests or executors")
+    lst = sub.add_parser("list", help="list registered methods (with aliases), datasets, metrics, stress tests "
+                                      "or executors")
     lst.add_argument("kind", choices=sorted(LIST_KINDS))
 
     sub.add_parser("plugins", help="JSON: every plugin, its distribution, version and registrations")
@@ -134,20 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _dataset_options(items: Sequence[str]) -> dict[str, dict[str, object]]:
-    from .suite import parse_hparams
-
-    parsed = parse_hparams(items)
-    if "*" in parsed:
-        raise FuseBenchError("--dataset-option needs DATASET.KEY=VALUE (e.g. mosi.data_dir=/data).")
-    return parsed
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .plugins import get_registry
-    from .suite import make_plan, parse_hparams, print_failures, run_suite, with_baselines
+    from .suite import (check_dataset_options, make_plan, parse_dataset_options, parse_hparams, print_failures,
+                        run_suite, with_baselines)
     from .store import check_store
     from .tracking import Tracker, default_tracking_uri
 
@@ -165,6 +201,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         datasets = registry.select("datasets", args.datasets, "--datasets")
     else:
         datasets = [d for d in DEFAULT_DATASETS if d in registry.names("datasets")]
+    # Options are checked before anything is planned, loaded or written (no store is created).
+    dataset_options = check_dataset_options(registry, datasets, parse_dataset_options(args.dataset_option))
+    hparams = parse_hparams(args.hparam)
     if args.data_dir:
         # An environment variable, not a RunSpec field: the path differs between machines,
         # the data content hash (recorded per run) is what identifies the data.
@@ -174,29 +213,42 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.emap_samples < 2:
             raise FuseBenchError(f"--emap-samples must be at least 2, got {args.emap_samples}.")
         evaluation["emap_samples"] = args.emap_samples
+    executor_spec = registry.executor(args.executor, "--executor") if args.executor else None
+    if args.workers is not None and args.workers < 1:
+        raise FuseBenchError(f"--workers must be at least 1, got {args.workers}.")
     if evaluation["stress"] or evaluation["emap"]:
         extended = with_baselines(registry, methods)
-        if extended != methods:
+        if extended != methods:  # the one place this is said: make_plan and run_suite take the list as is
             print(f"Adding baseline(s) {extended[len(methods):]}: the stress and EMAP columns compare every "
                   "method with them (use --no-stress --no-emap to skip).")
         methods = extended
-    dataset_options = _dataset_options(args.dataset_option)
-    for name in dataset_options:
-        if name not in datasets:
-            raise FuseBenchError(f"--dataset-option names dataset {name!r}, which is not in --datasets {datasets}.")
-    executor_spec = registry.executor(args.executor) if args.executor else None
-    if args.workers is not None and args.workers < 1:
-        raise FuseBenchError(f"--workers must be at least 1, got {args.workers}.")
     # Everything is validated (and the store probed) before anything is created on disk.
     uri = args.tracking_uri or default_tracking_uri()
     check_store(uri)
-    specs = make_plan(registry, methods, datasets, args.seeds, budget, parse_hparams(args.hparam),
+    specs = make_plan(registry, methods, datasets, args.seeds, budget, hparams,
                       dataset_options, evaluation, on_skip=lambda msg: print(f"note: {msg}", file=sys.stderr),
                       pinned=set(explicit))
     tracker = Tracker(uri, args.suite)
     print(f"Planned {len(specs)} runs ({len(methods)} methods x {len(datasets)} datasets x "
           f"{len(set(args.seeds))} seeds); tracking at {tracker.uri}, experiment fusebench/{args.suite}.")
-    runs_bar = tqdm(total=len(specs), desc="runs", unit="run", file=sys.stderr, disable=None)
+    costs = planned_costs(registry, specs)
+    if executor_spec is None:
+        executor_spec = registry.executor(auto_executor(sum(costs.values()), len(specs), budget.threads))
+    workers = 1 if executor_spec.name == "serial" else (args.workers or usable_cores() // budget.threads or 1)
+    print(estimate_line(costs, workers, executor_spec.name))
+    # The bar counts predicted seconds, not runs, so its ETA does not swing when a slow run lands.
+    runs_bar = tqdm(total=round(sum(costs.values()), 1), desc="runs", file=sys.stderr, disable=None,
+                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
+    finished = [0]
+    runs_bar.set_postfix_str(f"0/{len(specs)} runs")
+
+    def advance(spec) -> None:
+        finished[0] += 1
+        runs_bar.set_postfix_str(f"{finished[0]}/{len(specs)} runs", refresh=False)
+        runs_bar.update(round(costs.get(spec.spec_hash, 0.0), 1))
+    # No progress bar (stderr is not a terminal) or stdout goes to a file or pipe: one line per
+    # finished run there instead, so a log or CI output shows progress and results as they come.
+    per_run_lines = runs_bar.disable or not _isatty(sys.stdout)
 
     def progress(spec):
         bar = tqdm(total=spec.budget.epochs, desc=spec.label, unit="epoch", leave=False, file=sys.stderr,
@@ -210,22 +262,87 @@ def cmd_run(args: argparse.Namespace) -> int:
         return update
 
     def on_result(result):
-        runs_bar.update(1)
+        advance(result.spec)
         if not result.ok:
             runs_bar.write(f"[{result.status}] {result.spec.label}: {result.error}")
+        elif per_run_lines:
+            print(run_line(result), flush=True)
 
     executor = executor_spec.factory(registry=registry, workers=args.workers, address=args.address, gpus=args.gpus)
     command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     report = run_suite(registry, specs, tracker, executor, command, echo=print, progress=progress,
                        on_result=on_result)
-    runs_bar.update(len(report.skipped) + len(report.busy))
+    for spec in (*report.skipped, *report.busy):
+        advance(spec)
     runs_bar.close()
-    trained = len(report.results)
+    trained = sum(result.ok for result in report.results)  # a failed or diverged run is counted as failed
     busy = f", {len(report.busy)} left to another running driver" if report.busy else ""
     print(f"Done: {trained} trained, {len(report.skipped)} skipped as already finished, "
           f"{len(report.failures)} failed{busy}. See `bench leaderboard --suite {args.suite}`.")
     print_failures(report)
     return 1 if report.failures else 0
+
+
+# Below this predicted suite time, spawning worker processes (a few seconds each, to import
+# torch) costs more than it saves: the automatic executor stays serial.
+AUTO_PARALLEL_SECONDS = 60.0
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def auto_executor(predicted_seconds: float, runs: int, threads: int) -> str:
+    """``process`` when several runs fit side by side and the suite is long enough to repay
+    the workers' start-up, else ``serial`` (the results are identical either way)."""
+    parallel = usable_cores() // max(1, threads) >= 2 and runs >= 2 and predicted_seconds >= AUTO_PARALLEL_SECONDS
+    return "process" if parallel else "serial"
+
+
+def planned_costs(registry, specs) -> dict[str, float]:
+    """Predicted seconds of every planned run (by spec hash), from the shipped cost model."""
+    from .data import load_tensors
+    from .estimate import CostModel, evaluates, shape_of
+
+    model, shapes = CostModel.shipped(), {}
+    costs = {}
+    for spec in specs:
+        key = (spec.dataset, json.dumps(spec.dataset_options, sort_keys=True, default=str))
+        if key not in shapes:  # loaded and cached by the planner already
+            shapes[key] = shape_of(load_tensors(registry.dataset(spec.dataset), spec.dataset_options))
+        costs[spec.spec_hash] = model.predict(spec.method, shapes[key], spec.budget.epochs, evaluates(spec))
+    return costs
+
+
+def estimate_line(costs: Mapping[str, float], workers: int, executor: str) -> str:
+    from .estimate import Estimate, format_duration
+
+    estimate = Estimate(list(costs.values()), workers)
+    where = f"{executor} executor, {workers} worker{'s' if workers != 1 else ''}"
+    return (f"Estimated time: about {format_duration(estimate.wall)} ({where}; "
+            f"{format_duration(estimate.total)} of run time, from the shipped per-method cost model, "
+            "measured on a 2-core machine — runs already finished are skipped and take no time).")
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
+
+
+def run_line(result) -> str:
+    """One finished run as one line, like the ``[failed] ...`` ones: method/dataset/seed, the
+    test value of the dataset's primary metric, and the run's wall-clock seconds."""
+    primary = result.info.get("primary_metric") or "primary metric"
+    value = result.metrics.get(f"test/{primary}")
+    score = f"{value:.4f}" if isinstance(value, (int, float)) else "n/a"
+    seconds = result.info.get("wall_time_s")
+    took = f"{seconds:.1f} s" if isinstance(seconds, (int, float)) else "? s"
+    return f"[{result.status}] {result.spec.label}: test {primary} {score} in {took}"
 
 
 def terminal_safe(text: object) -> str:
@@ -240,14 +357,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     from .plugins import get_registry
 
     registry = get_registry()
+    kind = LIST_KINDS[args.kind]
+    # The second column only where the kind has one (no unnamed, empty column).
+    extra = {"methods": ("family", lambda spec: spec.family),
+             "datasets": ("primary metric", lambda spec: spec.primary_metric)}.get(kind)
+    aliases = kind == "methods"
+    headers = ["name", *([extra[0]] if extra else []), *(["aliases"] if aliases else []), "description", "from"]
     rows = []
-    for reg in registry.items(LIST_KINDS[args.kind]):
+    for reg in registry.items(kind):
         spec = reg.spec
-        extra = getattr(spec, "family", None) or getattr(spec, "primary_metric", None) or ""
-        desc = getattr(spec, "description", "")
-        rows.append([terminal_safe(v) for v in (spec.name, extra, desc, reg.distribution or reg.plugin)])
-    headers = {"methods": "family", "datasets": "primary metric"}.get(args.kind, "")
-    print(tabulate(rows, headers=["name", headers, "description", "from"], tablefmt="simple"))
+        row = [spec.name, *([extra[1](spec)] if extra else []),
+               *([", ".join(getattr(spec, "aliases", ()))] if aliases else []),
+               getattr(spec, "description", ""), reg.distribution or reg.plugin]
+        rows.append([terminal_safe(v) for v in row])
+    print(tabulate(rows, headers=headers, tablefmt="simple"))
     return 0
 
 
@@ -311,9 +434,35 @@ def cmd_validate_plugin(args: argparse.Namespace) -> int:
         registry = get_registry()
     except Exception:  # noqa: BLE001 - a broken plugin; validate_plugin finds out which
         registry = None
-    report = validate_plugin(args.name, registry, build_registry)
+    # Any case, or a distribution name; an unknown name fails here with a did-you-mean.
+    name = registry.plugin_name(args.name) if registry is not None else args.name
+    report = validate_plugin(name, registry, build_registry)
     print(report.render())
     return 0 if report.ok else 1
+
+
+class _BelowWarning(logging.Filter):
+    """Drops INFO and DEBUG records.  A filter on the emitting logger, unlike its level, survives
+    a later ``logging.config`` call (MLflow versions whose migrations run alembic's fileConfig)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+# The loggers that talk on a store's first use: MLflow's "Creating initial MLflow database
+# tables..." / "Updating database tables" and alembic's migration steps.
+STORE_LOGGERS = ("mlflow.store.db.utils", "alembic", "alembic.runtime.migration", "alembic.runtime.plugins")
+
+
+def quiet_store_logs() -> None:
+    """Silence the store's schema-creation notes (noise on every new store).  MLflow also logs
+    store errors with a full traceback before raising them; FuseBench reports those itself, in
+    one paragraph, hence CRITICAL for its db utilities."""
+    for name in STORE_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.CRITICAL if name == "mlflow.store.db.utils" else logging.WARNING)
+        if not any(isinstance(f, _BelowWarning) for f in logger.filters):
+            logger.addFilter(_BelowWarning())
 
 
 def _raise_interrupt(signum, frame):
@@ -330,13 +479,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     args = build_parser().parse_args(argv)
-    # MLflow logs store errors with a full traceback before raising them; FuseBench reports
-    # them itself, in one paragraph (and its schema-creation notes are noise on every new store).
-    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+    quiet_store_logs()
     # SIGTERM (batch schedulers, `kill`) gets the same clean shutdown as Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, not at exit, so a reader that went away is handled below
+        return code
+    except BrokenPipeError:
+        # `bench list methods | head -1`: the reader closed the pipe; stop quietly, as `ls` would.
+        # stdout is pointed at devnull so the interpreter's final flush does not fail again.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # not a real file (tests, embedding)
+            pass
+        return 141  # 128 + SIGPIPE, what a shell reports for a command stopped by a closed pipe
     except FuseBenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return exc.exit_code

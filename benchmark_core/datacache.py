@@ -4,8 +4,9 @@ Converting a research pickle or a set of ``.csd`` files takes seconds to minutes
 result is saved once with ``DatasetDict.save_to_disk`` and memory-mapped on later runs.
 The cache key is a SHA-256 over the *contents* of every source file plus the conversion
 options and reader version — never over paths or the ``datasets`` fingerprint, which
-``from_generator`` computes from its arguments and so returns stale data after a source
-file is rewritten (harness-anchors §6).  Re-hashing multi-GB files on every run is avoided
+``from_generator`` computes from the generator and its arguments, not from the files they
+read, and so returns stale data after a source file is rewritten (Hugging Face ``datasets``,
+"The cache" in its documentation; the same trap is reported in huggingface/datasets#7448).  Re-hashing multi-GB files on every run is avoided
 by remembering each file's digest next to its (size, mtime, ctime, inode) *and* a sampled
 content check (16 blocks of 64 KiB spread over the file): an in-place edit that restores
 size, mtime and inode still changes the ctime, and a copy whose timestamps were carried

@@ -6,7 +6,7 @@ For an evaluation set of N samples and M modalities, F[i_1..i_M] = f(x_1^{i_1}, 
     f_hat(x^i) = sum_m  mean(F | i_m = i)  -  (M - 1) * mean(F)
 
 (the first-order functional-ANOVA term under the product of the empirical marginals;
-methods-math.md §3.2).  If metric(f_hat) ~ metric(f), the model's gains cannot come from
+docs/stress.md, "EMAP", with the reference code it was checked against).  If metric(f_hat) ~ metric(f), the model's gains cannot come from
 cross-modal interactions.
 
 Cost control: each modality is encoded once (``model.encode``) and only ``model.fuse`` runs

@@ -54,9 +54,32 @@ class FusionModel(nn.Module):
         self.modalities = task.modality_names
 
     def encode(self, batch: Batch) -> Batch:
+        """Per-modality encoding; the identity by default.  Must keep modalities independent
+        (EMAP and the stress grid recombine and reuse encodings per modality)."""
         return batch
 
     def fuse(self, encoded: Batch) -> Output:  # pragma: no cover - abstract
+        """Everything cross-modal: ``encode``'s output -> ``Output(pred (B, n_outputs))``.
+
+        What arrives, in training and in every evaluation:
+
+        * ``encoded.x[m]`` for every modality of the task, in ``self.modalities`` order: what
+          ``encode`` returned (with the default identity ``encode``, the raw input: (B, D)
+          vectors, (B, T, D) right-padded sequences);
+        * ``encoded.mask[m]``: (B, T) bool, True = real step, for a sequence ``encode`` left
+          as a sequence; ``None`` for vectors (and after ``RepresentationFusion.encode``);
+        * ``encoded.present[m]``: (B,) bool.  Always True while training and on clean
+          validation/test data; False only where an evaluation-time stress test removed the
+          modality (built-in ``missing``: inputs zeroed, a removed sequence reduced to one
+          masked zero step, so its mask is (B, 1) all False).  A method that can impute reads
+          it; one that ignores it sees the encoding of that empty input;
+        * ``encoded.y``: the targets while training and on clean evaluation; ``None`` during
+          EMAP and the stress grid, so never read it to predict.
+
+        Rows may be recombinations of different samples' modalities (EMAP) and batches may
+        be up to 2048 rows under ``torch.no_grad()`` in eval mode, so in eval mode a row's
+        output must depend on that row alone.
+        """
         raise NotImplementedError
 
     def forward(self, batch: Batch) -> Output:
@@ -91,6 +114,14 @@ class RepresentationFusion(FusionModel):
         return batch.replace(x=x, mask={m: None for m in self.modalities})
 
     def fuse(self, encoded: Batch) -> Output:
+        """``head(fusion([x[m] (B, hidden) for m in task order]))``.
+
+        The default reads only the encodings: ``encoded.mask`` is all ``None`` here (the
+        encoders consumed the masks), and ``encoded.present`` is ignored, so a modality the
+        ``missing`` stress test removed contributes its encoder's output for the empty
+        (zeroed, fully masked) input.  Override ``fuse`` to use ``present`` (leave the
+        modality out, impute it); see ``FusionModel.fuse`` for everything a batch holds.
+        """
         reps = [encoded.x[m] for m in self.modalities]
         return Output(self.head(self.fusion(reps)))
 

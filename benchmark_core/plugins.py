@@ -14,9 +14,11 @@ passes them is their author and wants the traceback.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import multiprocessing
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -49,6 +51,17 @@ def _last_line(exc: BaseException) -> str:
     """The exception's type and the last line of its message: one line a user can act on."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[-1].strip()}" if lines else type(exc).__name__
+
+
+def _normalise(distribution: str) -> str:
+    """PEP 503 form of a distribution name (``Fusebench_Demo`` is ``fusebench-demo``)."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+def suggestion(name: str, keys: Iterable[str]) -> str | None:
+    """The closest of ``keys`` (casefolded names) to ``name``, case ignored: the did-you-mean."""
+    match = difflib.get_close_matches(name.strip().casefold(), list(keys), n=1, cutoff=0.5)
+    return match[0] if match else None
 
 
 @dataclass(frozen=True)
@@ -159,6 +172,8 @@ class Registry:
         self.pm = pm
         self.failures: list[PluginFailure] = list(pm.failures)
         self._items: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
+        # kind -> casefolded name or alias -> registered name: what the command line matches
+        self._keys: dict[str, dict[str, str]] = {kind: {} for kind in KINDS}
         for name, plugin in pm.list_name_plugin():  # registration order
             if plugin is not None:  # None: blocked
                 self._register_plugin(name, plugin)
@@ -196,29 +211,86 @@ class Registry:
         staged.append((kind, Registration(spec=spec, **origin)))
 
     def _add(self, kind: str, new: Registration) -> None:
-        existing = self._items[kind].get(new.spec.name)
+        """Keep ``new`` unless its name or an alias matches (case-insensitively) a name or alias
+        already registered: the command line could not tell the two apart."""
+        noun, name = KINDS[kind][2], new.spec.name
+        existing = self._items[kind].get(name)
         if existing is not None:
             raise DuplicateRegistrationError(
-                f"The {KINDS[kind][2]} name {new.spec.name!r} is registered twice: by {existing.origin} and by "
+                f"The {noun} name {name!r} is registered twice: by {existing.origin} and by "
                 f"{new.origin}. Names must be unique; uninstall one of the two distributions or "
                 f"block one plugin with FUSEBENCH_BLOCK_PLUGINS=<entry point name>."
             )
-        self._items[kind][new.spec.name] = new
+        for key in (name, *getattr(new.spec, "aliases", ())):
+            owner_name = self._keys[kind].get(key.casefold())
+            if owner_name is None:
+                continue
+            owner = self._items[kind][owner_name]
+            theirs = repr(owner_name) if key.casefold() == owner_name.casefold() else \
+                f"{owner_name!r} (its alias {self._alias_for(kind, key)!r})"
+            ours = f"name {name!r}" if key == name else f"alias {key!r} of {name!r}"
+            raise DuplicateRegistrationError(
+                f"The {noun} {ours}, registered by {new.origin}, clashes with the {noun} {theirs} registered by "
+                f"{owner.origin}: names and aliases are matched case-insensitively on the command line, so "
+                f"they must be unique. Rename or drop the alias in one of the two plugins, or block one with "
+                f"FUSEBENCH_BLOCK_PLUGINS=<entry point name>."
+            )
+        self._items[kind][name] = new
+        for key in (name, *getattr(new.spec, "aliases", ())):
+            self._keys[kind][key.casefold()] = name
+
+    def _alias_for(self, kind: str, key: str) -> str:
+        owner = self._items[kind][self._keys[kind][key.casefold()]].spec
+        return next((a for a in getattr(owner, "aliases", ()) if a.casefold() == key.casefold()), key)
 
     # -- lookups ---------------------------------------------------------------------------
 
     def names(self, kind: str) -> list[str]:
         return sorted(self._items[kind])
 
-    def registration(self, kind: str, name: str, flag: str | None = None) -> Registration:
+    def aliases(self, kind: str) -> dict[str, str]:
+        """alias -> registered name, for every alias of ``kind`` (``bench list``, docs)."""
+        return {alias: reg.spec.name for reg in self.items(kind) for alias in getattr(reg.spec, "aliases", ())}
+
+    def canonical(self, kind: str, name: str) -> str | None:
+        """The registered name ``name`` stands for (itself, another case, or an alias), or None."""
+        if not isinstance(name, str):
+            return None
         if name in self._items[kind]:
-            return self._items[kind][name]
-        error = UnknownNameError(KINDS[kind][2], name, self._items[kind], flag)
+            return name
+        return self._keys[kind].get(name.strip().casefold())
+
+    def resolve(self, kind: str, name: str, flag: str | None = None) -> str:
+        """:meth:`canonical`, raising the did-you-mean error for a name nothing registered."""
+        canonical = self.canonical(kind, name)
+        if canonical is not None:
+            return canonical
+        raise self._unknown(kind, name, flag)
+
+    def _unknown(self, kind: str, name: str, flag: str | None) -> UnknownNameError:
+        noun = KINDS[kind][2]
+        error = UnknownNameError(noun, name, self._items[kind], flag)
+        hint = suggestion(name, self._keys[kind])
+        if hint is not None:
+            target = self._keys[kind][hint]
+            hint = repr(target) if hint == target.casefold() else \
+                f"{self._alias_for(kind, hint)!r} (an alias of {target!r})"
+        where = f" (given to {flag})" if flag else ""
+        aliases = self.aliases(kind)
+        known = ", ".join(self.names(kind)) or "(none)"
+        error.message = (
+            f"Unknown {noun} {name!r}{where}.{f' Did you mean {hint}?' if hint else ''} Valid {noun}s: {known}"
+            + (f"; aliases: {', '.join(f'{a} ({n})' for a, n in sorted(aliases.items()))}" if aliases else "")
+            + f". Names are matched case-insensitively. Run `bench list {kind}` to see them with descriptions."
+        )
         if self.failures:  # what a broken plugin would have registered is unknowable: say it may be one
             broken = "; ".join(f"{f.who}, which failed to load ({f.error})" for f in self.failures)
             error.message += (f" It may come from the installed plugin {broken}: fix or reinstall it to use "
                               "what it registers.")
-        raise error
+        return error
+
+    def registration(self, kind: str, name: str, flag: str | None = None) -> Registration:
+        return self._items[kind][self.resolve(kind, name, flag)]
 
     def get(self, kind: str, name: str, flag: str | None = None) -> Any:
         return self.registration(kind, name, flag).spec
@@ -235,21 +307,40 @@ class Registry:
     def stress_test(self, name: str) -> StressSpec:
         return self.get("stress", name)
 
-    def executor(self, name: str) -> ExecutorSpec:
-        return self.get("executors", name)
+    def executor(self, name: str, flag: str | None = None) -> ExecutorSpec:
+        return self.get("executors", name, flag)
 
     def items(self, kind: str) -> list[Registration]:
         return [self._items[kind][name] for name in self.names(kind)]
 
     def select(self, kind: str, csv: str | Iterable[str], flag: str | None = None) -> list[str]:
-        """Resolve ``all`` or a comma list to validated names (unknown names raise)."""
+        """Resolve ``all`` or a comma list to registered names: aliases and other spellings (case)
+        become the name they stand for, repeats go (order kept), unknown names raise."""
         names = [n.strip() for n in csv.split(",")] if isinstance(csv, str) else list(csv)
         names = [n for n in names if n]
-        if names == ["all"]:  # generic methods whose presets are registered too are left out
+        if [n.casefold() for n in names] == ["all"]:  # generic methods whose presets are registered are left out
             return [n for n in self.names(kind) if getattr(self.get(kind, n), "in_all", True)]
-        for name in names:
-            self.registration(kind, name, flag)
-        return list(dict.fromkeys(names))
+        return list(dict.fromkeys(self.resolve(kind, name, flag) for name in names))
+
+    def plugin_name(self, name: str) -> str:
+        """The loaded (or failed) plugin ``name`` stands for: an entry-point name in any case, or a
+        distribution name (returned as given); anything else raises with a did-you-mean."""
+        report = self.plugin_report()
+        plugins = {entry["name"].casefold(): entry["name"] for entry in report}
+        dists = {_normalise(entry["distribution"]): entry["distribution"] for entry in report if entry["distribution"]}
+        if name in plugins.values() or _normalise(name) in dists:
+            return name
+        if name.casefold() in plugins:
+            return plugins[name.casefold()]
+        candidates = {**dists, **plugins}
+        hint = suggestion(name, candidates)
+        hint = f" Did you mean {candidates[hint]!r}?" if hint else ""
+        error = UnknownNameError("plugin", name, plugins.values())
+        error.message = (f"No plugin named {name!r} is loaded.{hint} Plugins (entry-point names): "
+                         f"{', '.join(sorted(plugins.values())) or '(none)'}; distributions: "
+                         f"{', '.join(sorted(dists.values())) or '(none)'}. Names are matched case-insensitively; "
+                         "`bench plugins` lists what each registered.")
+        raise error
 
     def plugin_report(self) -> list[dict[str, Any]]:
         """What each plugin registered, for ``bench plugins``; a plugin that failed to load has

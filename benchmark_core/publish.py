@@ -199,7 +199,9 @@ def add_publish_parser(sub: Any) -> None:
     pub.add_argument("--no-run", action="store_true", help="export and render what MLflow holds, train nothing")
     pub.add_argument("--no-plots", action="store_true", help="tables only")
     pub.add_argument("--no-log", action="store_true", help="do not log the published files to MLflow")
-    pub.add_argument("--executor", default="serial", help="executor for the suite run (default: serial)")
+    pub.add_argument("--executor", default=None,
+                     help="executor for the suite run (default: as `bench run`: process with one worker per core "
+                          "when the machine has 2+ cores)")
     pub.add_argument("--workers", type=int, default=None, help="process executor: worker processes")
     pub.add_argument("--seeds", default="0,1,2", help="seeds of the published suite (default: %(default)s)")
     _add_tracking(pub)
@@ -223,7 +225,9 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     code = 0
     if not args.no_run:
-        run_args = ["run", "--suite", args.suite, "--seeds", args.seeds, "--executor", args.executor]
+        run_args = ["run", "--suite", args.suite, "--seeds", args.seeds]
+        if args.executor:
+            run_args += ["--executor", args.executor]
         if args.tracking_uri:
             run_args += ["--tracking-uri", args.tracking_uri]
         if args.workers is not None:

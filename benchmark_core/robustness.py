@@ -4,7 +4,7 @@ A curve is the clean score ``a_0`` followed by the score at each severity level.
 robustness is the area under it; effective robustness compares its *shape* with the
 late-fusion curve of the same dataset and seed after shifting both to start at their own
 clean score, so a method is not credited for robustness it owes to a higher clean score.
-See methods-math.md §10 and docs/stress.md.
+Definitions, MultiBench's formulas and the test vectors: docs/stress.md, "Robustness summaries".
 
 The metric keys of stress results (``stress/<test>/<target>/<level>/<metric>``) are named and
 parsed here too, free of torch, so the leaderboard and plots can read them without importing it.

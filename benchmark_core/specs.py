@@ -81,6 +81,27 @@ def _check_name(kind: str, name: str) -> None:
         )
 
 
+def _check_aliases(kind: str, name: str, aliases: Any) -> tuple[str, ...]:
+    """Aliases as a tuple, each a valid name, none repeating ``name`` or another alias (case
+    ignored: the command line matches names case-insensitively)."""
+    if isinstance(aliases, str) or not isinstance(aliases, (tuple, list)):
+        raise SpecError(f"{kind} {name!r}: aliases must be a tuple of names, e.g. aliases=('tfn',), "
+                        f"got {aliases!r}")
+    seen = {name.casefold(): f"the {kind} name {name!r}"}
+    for alias in aliases:
+        if not isinstance(alias, str) or not alias or any(c.isspace() for c in alias) or "," in alias:
+            raise SpecError(f"{kind} {name!r}: alias {alias!r} is invalid: aliases are non-empty strings without "
+                            "whitespace or commas, like names (they are typed on the command line).")
+        if alias.casefold() == "all":
+            raise SpecError(f"{kind} {name!r}: alias 'all' is reserved (--methods all selects every method); "
+                            "remove it from aliases.")
+        if alias.casefold() in seen:
+            raise SpecError(f"{kind} {name!r}: alias {alias!r} repeats {seen[alias.casefold()]} (names and "
+                            "aliases are matched case-insensitively); remove it from aliases.")
+        seen[alias.casefold()] = f"the alias {alias!r}"
+    return tuple(aliases)
+
+
 @dataclass(frozen=True)
 class ModalitySpec(_Spec):
     """One input modality: ``sequence`` tensors are (B, T, dim), ``vector`` ones (B, dim)."""
@@ -176,9 +197,14 @@ class MethodSpec(_Spec):
     # ``unimodal-1`` by default): ``--methods all`` then plans the presets only, so the
     # leaderboard never shows one model twice under two names.
     in_all: bool = True
+    # Other names users know the method by (papers, MultiBench, MMSA: ``tfn`` for ``tensor``).
+    # ``--methods`` accepts them, case-insensitively, and the registry resolves them to
+    # ``name`` before planning, so runs record one name and the leaderboard has one row.
+    aliases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_name("method", self.name)
+        object.__setattr__(self, "aliases", _check_aliases("method", self.name, self.aliases))
         if not isinstance(self.family, str) or not self.family:
             raise SpecError(f"method {self.name!r}: family must be a non-empty string")
         if not callable(self.build):

@@ -4,6 +4,7 @@ hand the rest to an executor, and record every result in MLflow as it arrives.""
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import shutil
 import signal
@@ -27,22 +28,72 @@ from .store import sqlite_path
 from .tracking import Tracker
 
 
-def parse_hparams(items: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``["lr=1", "tensor.rank=4"]`` -> {"*": {"lr": 1}, "tensor": {"rank": 4}} (JSON values)."""
-    import json
-
+def parse_assignments(items: Sequence[str], flag: str, shape: str) -> dict[str, dict[str, Any]]:
+    """``["lr=1", "tensor.rank=4"]`` -> {"*": {"lr": 1}, "tensor": {"rank": 4}} (JSON values, else
+    the text); ``flag`` and ``shape`` (e.g. ``method.key=value``) name what a bad item was given to."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
-        if "=" not in item:
-            raise FuseBenchError(f"--hparam {item!r} must look like key=value or method.key=value.")
-        key, raw = item.split("=", 1)
-        method, _, name = key.rpartition(".")
+        key, eq, raw = item.partition("=")
+        owner, _, name = key.strip().rpartition(".")
+        if not eq or not name:
+            raise FuseBenchError(f"{flag} {item!r} must look like {shape}.")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        out.setdefault(method or "*", {})[name] = value
+        out.setdefault(owner or "*", {})[name] = value
     return out
+
+
+def parse_hparams(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``--hparam`` items: ``key=value`` (every selected method with ``key``) or ``method.key=value``."""
+    return parse_assignments(items, "--hparam", "key=value or method.key=value (e.g. tensor.tensor_dim=8)")
+
+
+def parse_dataset_options(items: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``--dataset-option`` items, each ``dataset.key=value`` (an option belongs to one dataset)."""
+    example = "DATASET.KEY=VALUE (e.g. synthetic-xor.n=300 or mosi.data_dir=/data)"
+    parsed = parse_assignments(items, "--dataset-option", example)
+    if "*" in parsed:
+        keys = ", ".join(sorted(parsed["*"]))
+        raise FuseBenchError(f"--dataset-option {keys} names no dataset: use {example}.")
+    return parsed
+
+
+def canonical_keys(registry: Registry, kind: str,
+                   values: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``values`` keyed by registered name: an alias or another case of a name (``TFN.rank``) is
+    the entry of the name it stands for, merged with it; ``*`` and unknown keys stay as given
+    (the caller says what is wrong with them)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, entries in values.items():
+        name = key if key == "*" else registry.canonical(kind, key) or key
+        out.setdefault(name, {}).update(entries)
+    return out
+
+
+def check_dataset_options(registry: Registry, datasets: Sequence[str],
+                          options: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``--dataset-option`` values keyed by registered dataset name, checked before anything is
+    planned or written: each names a selected dataset and one of the options it declares (its
+    ``defaults``; a dataset that declares none is left to check its own)."""
+    options = canonical_keys(registry, "datasets", options)
+    for name, values in options.items():
+        if name not in datasets:
+            registry.resolve("datasets", name, "--dataset-option")  # unknown anywhere: did-you-mean
+            raise FuseBenchError(f"--dataset-option names dataset {name!r}, which is not in --datasets "
+                                 f"{list(datasets)}; add it to --datasets or drop the option.")
+        accepted = sorted(registry.dataset(name).defaults)
+        unknown = sorted(set(values) - set(accepted))
+        if accepted and unknown:
+            close = {k: difflib.get_close_matches(k, accepted, n=1, cutoff=0.6) for k in unknown}
+            hints = "".join(f" Did you mean {name}.{c[0]}?" for c in close.values() if c)
+            raise FuseBenchError(
+                f"--dataset-option {', '.join(f'{name}.{k}' for k in unknown)}: dataset {name!r} has no such "
+                f"option.{hints} It accepts: {', '.join(accepted)} (--dataset-option {name}.KEY=VALUE). "
+                "Nothing was run or recorded."
+            )
+    return options
 
 
 # Reference methods every analysed suite contains: ``additive`` (what EMAP and every family are
@@ -113,7 +164,11 @@ def make_plan(registry: Registry, methods: Sequence[str], datasets: Sequence[str
     """
     if not seeds:
         raise FuseBenchError("The seed list is empty; pass --seeds 0 or --seeds 0,1,2.")
-    hparams = hparams or {}
+    # Aliases and other spellings become registered names here, so a run records one name.
+    methods = list(dict.fromkeys(registry.resolve("methods", m) for m in methods))
+    datasets = list(dict.fromkeys(registry.resolve("datasets", d) for d in datasets))
+    dataset_options = canonical_keys(registry, "datasets", dataset_options or {})
+    hparams = canonical_keys(registry, "methods", hparams or {})
     unknown = sorted(set(hparams) - {"*"} - set(methods))
     if unknown:
         raise FuseBenchError(f"--hparam names method(s) {unknown} that are not in --methods {list(methods)}.")

@@ -26,6 +26,8 @@ Fixtures (all prefixed ``fusebench_`` so they never shadow yours):
   ``conftest.py`` to skip an installed plugin that is broken or in the way;
 * ``fusebench_registry`` — a fresh registry of everything installed;
 * ``fusebench_make_registry`` — the ``make_registry`` factory (clears the CLI cache on teardown);
+* ``fusebench_data_dir`` — an empty data root set as ``$FUSEBENCH_DATA_DIR`` (what
+  ``bench run --data-dir`` sets), for testing a dataset that reads files via ``data_path``;
 * ``fusebench_budget`` — ``TINY_BUDGET`` (one epoch, batch 32);
 * ``fusebench_tracking_uri`` — a throw-away SQLite MLflow store, also set as
   ``MLFLOW_TRACKING_URI`` for the test;
@@ -40,6 +42,7 @@ import io
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -163,7 +166,10 @@ def fusebench_env(tmp_path_factory, monkeypatch, fusebench_block_plugins):
     monkeypatch.setenv("HF_DATASETS_CACHE", str(cache / "hf"))
     monkeypatch.setenv("FUSEBENCH_CACHE_DIR", str(cache / "fusebench"))
     for name in ("MLFLOW_TRACKING_URI", "FUSEBENCH_DATA_DIR", "FUSEBENCH_LOAD_PLUGINS", "FUSEBENCH_BLOCK_PLUGINS"):
-        monkeypatch.delenv(name, raising=False)
+        # set, then delete: monkeypatch then restores the variable after the test even when it was
+        # unset before and the test set it (``bench run --data-dir`` sets FUSEBENCH_DATA_DIR)
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     if fusebench_block_plugins:
         monkeypatch.setenv("FUSEBENCH_BLOCK_PLUGINS", ",".join(fusebench_block_plugins))
     get_registry.cache_clear()
@@ -183,6 +189,17 @@ def fusebench_registry(fusebench_env) -> Registry:
 def fusebench_make_registry(fusebench_env):
     """``make_registry(*plugins, entrypoints=True, load=None, block=None)`` for this test."""
     return make_registry
+
+
+@pytest.fixture
+def fusebench_data_dir(fusebench_env, tmp_path, monkeypatch) -> Path:
+    """An empty data root, set as ``$FUSEBENCH_DATA_DIR`` as ``bench run --data-dir`` would:
+    put a dataset's test files in ``fusebench_data_dir / "<dataset>"`` and its loader finds
+    them through ``fusebench.data_path``."""
+    root = tmp_path / "fusebench-data"
+    root.mkdir()
+    monkeypatch.setenv("FUSEBENCH_DATA_DIR", str(root))
+    return root
 
 
 @pytest.fixture

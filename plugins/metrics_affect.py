@@ -1,7 +1,8 @@
 """Metric variants for MOSI/MOSEI sentiment and the MulT IEMOCAP protocol.
 
-The literature disagrees on these conventions (data-formats.md §7), so each variant is its
-own named metric and the name is recorded with every result:
+The literature disagrees on these conventions (docs/datasets.md, "Metric variants", names the
+papers and code behind each), so each variant is its own named metric and the name is
+recorded with every result:
 
 * ``acc2_nonneg`` / ``f1_nonneg``: negative (< 0) vs non-negative (>= 0), zeros count as
   positive, all samples (MMSA "Has0", pre-2019 papers).

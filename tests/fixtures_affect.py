@@ -1,4 +1,4 @@
-"""Builders for tiny files in the exact on-disk formats researchers hold (data-formats.md).
+"""Builders for tiny files in the exact on-disk formats researchers hold (docs/datasets.md).
 
 Each writer returns what a correct reader must recover (real lengths, labels, counts of
 non-finite values), so tests compare against ground truth rather than against the reader.

@@ -1,4 +1,4 @@
-"""The fusion zoo's math, checked against identities and test vectors (methods-math.md)."""
+"""The fusion zoo's math, checked against identities and test vectors (docs/methods.md, docs/stress.md)."""
 
 from __future__ import annotations
 

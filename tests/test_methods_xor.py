@@ -1,5 +1,5 @@
 """Every method trains on synthetic XOR under ONE shared budget; interaction-capable
-families solve it, additive ones cannot (methods-math §9.3).
+families solve it, additive ones cannot (docs/datasets.md, "Synthetic suite").
 
 XOR = 1[s1 > 0] xor 1[s2 > 0] with a 1-d unique latent per modality (so decoding s_m is
 easy and the test isolates *fusion*).  A model whose logit is a sum of per-modality terms

@@ -89,15 +89,15 @@ def test_bench_plugins_shows_the_installed_distribution(installed_example, workd
     assert result.code == 0, result.err
     entry = {e["name"]: e for e in json.loads(result.out)}["example"]
     assert entry["distribution"] == DIST and entry["version"] == "0.1.0"
-    assert entry["registered"] == {"methods": ["maxpool"], "datasets": ["parity3"],
-                                   "metrics": ["balanced_accuracy"]}
+    assert entry["registered"] == {"methods": ["example-maxpool"], "datasets": ["example-parity3"],
+                                   "metrics": ["example_worst_recall"]}
     import fusebench_example
 
     assert Path(fusebench_example.__file__).is_relative_to(installed_example)  # the installed copy
 
 
-@pytest.mark.parametrize("kind, name", [("methods", "maxpool"), ("datasets", "parity3"),
-                                        ("metrics", "balanced_accuracy")])
+@pytest.mark.parametrize("kind, name", [("methods", "example-maxpool"), ("datasets", "example-parity3"),
+                                        ("metrics", "example_worst_recall")])
 def test_bench_list_shows_its_registrations(installed_example, workdir, kind, name):
     result = run_cli("list", kind)
     assert result.code == 0, result.err
@@ -107,8 +107,9 @@ def test_bench_list_shows_its_registrations(installed_example, workdir, kind, na
 
 
 def test_bench_run_uses_its_method_dataset_and_metric(installed_example, workdir):
-    result = run_cli("run", "--methods", "maxpool,additive", "--datasets", "parity3", "--seeds", "0",
-                     "--epochs", "1", "--no-stress", "--no-emap", "--dataset-option", "parity3.n=200")
+    result = run_cli("run", "--methods", "example-maxpool,additive", "--datasets", "example-parity3",
+                     "--seeds", "0", "--epochs", "1", "--no-stress", "--no-emap",
+                     "--dataset-option", "example-parity3.n=200")
     assert result.code == 0, result.out + result.err
     assert "Planned 2 runs" in result.out and "2 trained" in result.out
 
@@ -116,13 +117,29 @@ def test_bench_run_uses_its_method_dataset_and_metric(installed_example, workdir
 
     runs = Tracker(f"sqlite:///{workdir / 'mlflow.db'}", "default").child_runs()
     by_method = {r.data.tags["fusebench.method"]: r for r in runs}
-    assert set(by_method) == {"maxpool", "additive"}
+    assert set(by_method) == {"example-maxpool", "additive"}
     for run in by_method.values():
         assert run.info.status == "FINISHED"
-        assert run.data.tags["fusebench.dataset"] == "parity3"
-        value = run.data.metrics["test/balanced_accuracy"]
-        assert math.isfinite(value) and 0.0 <= value <= 1.0
-    assert by_method["maxpool"].data.tags["fusebench.family"] == "pooling"
+        assert run.data.tags["fusebench.dataset"] == "example-parity3"
+        for metric in ("balanced_accuracy", "example_worst_recall"):  # a built-in metric and the plugin's
+            value = run.data.metrics[f"test/{metric}"]
+            assert math.isfinite(value) and 0.0 <= value <= 1.0
+    assert by_method["example-maxpool"].data.tags["fusebench.family"] == "pooling"
+
+
+def test_the_examples_names_and_the_built_ins_are_disjoint(installed_example, workdir):
+    """Copying the example must not clash with FuseBench: its names are prefixed, and the common
+    metrics (balanced_accuracy, ...) are built in rather than left to each plugin."""
+    from benchmark_core.plugins import build_registry
+
+    everything = build_registry()
+    builtin = build_registry(block=["example"])
+    assert {"balanced_accuracy", "auroc", "mcc", "rmse", "r2"} <= set(builtin.names("metrics"))
+    for kind in ("methods", "datasets", "metrics"):
+        # a clash would leave the whole example out (with a warning), so this set would be empty
+        example = {name for name in everything.names(kind) if everything.dist_version(kind, name) == f"{DIST}==0.1.0"}
+        assert example and all(name.startswith("example") for name in example), (kind, example)
+        assert not example & set(builtin.names(kind)), (kind, example & set(builtin.names(kind)))
 
 
 def test_validate_plugin_is_clean_for_the_example(installed_example, workdir):
@@ -133,6 +150,34 @@ def test_validate_plugin_is_clean_for_the_example(installed_example, workdir):
     by_distribution = run_cli("validate-plugin", DIST)
     assert by_distribution.code == 0 and "No problems found." in by_distribution.out
 
+
+
+def test_the_built_in_common_metrics_are_valid_and_are_scikit_learn():
+    """The metrics plugin authors used to register themselves are built in: they pass the
+    validate-plugin checks, agree with scikit-learn, and are NaN exactly where undefined."""
+    import numpy as np
+    from sklearn import metrics as skm
+
+    from benchmark_core.validate import check_metric
+
+    registry = get_registry()
+    for name in ("balanced_accuracy", "precision_macro", "recall_macro", "mcc", "auroc",
+                 "f1_micro_multilabel", "f1_macro_multilabel", "rmse", "r2"):
+        assert check_metric(registry.metric(name)) == [], name
+    fn = {name: registry.metric(name).fn for name in registry.names("metrics")}
+    y = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    logits = np.eye(3)[[0, 1, 0, 1, 2, 2, 0, 2]] + 0.1 * np.arange(24).reshape(8, 3) / 24
+    pred = logits.argmax(1)
+    assert fn["balanced_accuracy"](y, logits) == pytest.approx(skm.balanced_accuracy_score(y, pred))
+    assert fn["mcc"](y, logits) == pytest.approx(skm.matthews_corrcoef(y, pred))
+    assert fn["recall_macro"](y, logits) == pytest.approx(skm.recall_score(y, pred, average="macro"))
+    assert 0.5 < fn["auroc"](y, logits) <= 1.0
+    assert math.isnan(fn["mcc"](y, np.tile([1.0, 0.0, 0.0], (8, 1))))  # a constant prediction: 0/0
+    assert math.isnan(fn["auroc"](np.zeros(8, dtype=int), logits))  # classes without positives
+    truth, values = np.array([1.0, 2.0, 3.0, 4.0]), np.array([[1.5], [2.0], [2.5], [4.5]])
+    assert fn["rmse"](truth, values) == pytest.approx(skm.mean_squared_error(truth, values[:, 0]) ** 0.5)
+    assert fn["r2"](truth, values) == pytest.approx(skm.r2_score(truth, values[:, 0]))
+    assert math.isnan(fn["r2"](np.ones(4), values))
 
 BROKEN_PLUGIN = '''
 import torch
@@ -239,4 +284,4 @@ def test_the_example_plugins_own_tests_pass(installed_example):
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "6 passed" in proc.stdout
+    assert "7 passed" in proc.stdout

@@ -16,7 +16,7 @@ from benchmark_core.robustness import (
 )
 from benchmark_core.stress import summarise
 
-A, B = (0.8, 0.7, 0.6), (0.75, 0.7, 0.65)  # methods-math.md §10
+A, B = (0.8, 0.7, 0.6), (0.75, 0.7, 0.65)  # MultiBench's test vector, docs/stress.md
 
 
 def test_multibench_test_vector():

@@ -1,8 +1,8 @@
 """Synthetic two-modality tasks with a *known* interaction type (no download needed).
 
-Generator (methods-math.md §9.3): latent ``r`` (shared), ``u1``, ``u2`` (unique) ~ N(0, I_k);
-``x_m = tanh(A_m [u_m; r]) + noise * eps`` with a fixed random A_m; scores ``s0 = a.r``,
-``s1 = a1.u1``, ``s2 = a2.u2`` for fixed unit vectors.  Labels:
+Generator (docs/datasets.md, "Synthetic suite"): latent ``r`` (shared), ``u1``, ``u2``
+(unique) ~ N(0, I_k); ``x_m = tanh(A_m [u_m; r]) + noise * eps`` with a fixed random A_m;
+scores ``s0 = a.r``, ``s1 = a1.u1``, ``s2 = a2.u2`` for fixed unit vectors.  Labels:
 
 ===================  ==========================  ==============  ========  ========  ========
 dataset              label                       unimodal x1/x2  additive  bilinear  MLP
@@ -36,6 +36,7 @@ import numpy as np
 
 from benchmark_core import DatasetSpec, TargetSpec, hookimpl
 from benchmark_core.data import dataset_from_arrays
+from benchmark_core.errors import DataError
 
 TARGET = TargetSpec("multiclass", 2, ("negative", "positive"))
 LABELS = {
@@ -73,7 +74,15 @@ def generate(kind: str, *, n: int, latent_dim: int, dim: int, noise: float, labe
 
 
 def make_loader(kind: str, sequence: bool):
+    name = f"synthetic-{kind}" + ("-seq" if sequence else "")
+
     def load(options) -> datasets.DatasetDict:
+        # An unknown key would otherwise reach generate() as a TypeError (or, for a key it
+        # ignores, silently change the run's identity): refuse it with the keys that exist.
+        unknown = sorted(set(options) - set(DEFAULTS))
+        if unknown:
+            raise DataError(f"dataset {name!r} has no option(s) {unknown}; it accepts "
+                            f"{', '.join(sorted(DEFAULTS))} (--dataset-option {name}.KEY=VALUE).")
         opts = {**DEFAULTS, **options}
         x1, x2, y = generate(kind, sequence=sequence, **opts)
         n = len(y)
@@ -103,7 +112,7 @@ def register_datasets(register):
                 metrics=("accuracy", "f1_macro"),
                 primary_metric="accuracy",
                 reference="FuseBench synthetic suite after Liang et al., NeurIPS 2023 (PID); "
-                          "see methods-math.md §9.3",
+                          "see docs/datasets.md, Synthetic suite",
                 description=f"Two {'sequence' if sequence else 'vector'} modalities, label = "
                             f"{kind} interaction (module docstring lists expected accuracies).",
                 defaults={k: v for k, v in DEFAULTS.items() if sequence or k != "seq_len"},

@@ -2,7 +2,7 @@
 
 For two modalities this is MultiBench's ``MultiplicativeInteractions2Modal('matrix')`` and
 exactly ``Linear(TFN([z_1, z_2]))`` with the weight blocks (b, u, v, W) placed at the
-(0,0), (1:,0), (0,1:), (1:,1:) corners of the TFN tensor (methods-math §8.3); LMF is its
+(0,0), (1:,0), (0,1:), (1:,1:) corners of the TFN tensor (docs/methods.md, "Bilinear"); LMF is its
 low-rank factorisation.  For M > 2 modalities it keeps every *pairwise* bilinear term (the
 TFN terms of order <= 2), so, unlike TFN, it cannot express M-way parity.
 """

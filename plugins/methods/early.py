@@ -72,6 +72,7 @@ class EarlyFusion(FusionModel):
 def register_methods(register):
     register(MethodSpec(
         name="early", family="early", build=EarlyFusion,
+        aliases=("ef", "early_fusion", "ef_lstm"),  # MMSA's EF-LSTM: raw inputs concatenated per step, one LSTM
         reference="Early (feature-level) fusion, e.g. EF-LSTM; Baltrusaitis et al., TPAMI 2019 survey",
         description="Concatenate raw inputs (per time step for sequences, unaligned ones resampled "
                     "over their real steps) -> one joint encoder -> head.",

@@ -45,6 +45,7 @@ def build(task, hp):
 def register_methods(register):
     register(MethodSpec(
         name="gmu", family="gated", build=build,
+        aliases=("gated",),  # its family, the name peer tables use
         defaults={"gmu_dim": 0},
         reference="Arevalo et al., Gated Multimodal Units for Information Fusion, ICLR workshop 2017",
         description="Per-unit softmax gates over modalities weight tanh-projected encodings -> MLP head.",

@@ -28,6 +28,7 @@ def build(task, hp):
 def register_methods(register):
     register(MethodSpec(
         name="late", family="late", build=build,
+        aliases=("lf", "late_fusion"),
         reference="Late fusion (decision-level averaging); Baltrusaitis et al., TPAMI 2019 survey",
         description="Per-modality encoder + head; output logits averaged.",
     ))

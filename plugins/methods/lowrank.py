@@ -56,6 +56,7 @@ def build(task, hp):
 def register_methods(register):
     register(MethodSpec(
         name="lmf", family="low-rank", build=build,
+        aliases=("low_rank", "low-rank", "lowranktensorfusion"),  # MultiBench's LowRankTensorFusion
         defaults={"rank": 4, "lmf_dim": 0, "rank_weights": False},
         reference="Liu, Shen et al., Efficient Low-rank Multimodal Fusion with Modality-Specific "
                   "Factors, ACL 2018",

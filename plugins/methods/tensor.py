@@ -54,6 +54,7 @@ def build(task, hp):
 def register_methods(register):
     register(MethodSpec(
         name="tensor", family="tensor", build=build,
+        aliases=("tfn", "tensor_fusion", "tensorfusion"),  # the paper / MMSA, MultiBench's TensorFusion
         defaults={"tensor_dim": 0, "max_fused_dim": 4096},
         reference="Zadeh et al., Tensor Fusion Network for Multimodal Sentiment Analysis, EMNLP 2017",
         description="Outer product of [1; z_m] over modalities -> MLP head.",

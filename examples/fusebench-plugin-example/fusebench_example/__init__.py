@@ -6,6 +6,10 @@ FuseBench finds this module through the entry point declared in ``pyproject.toml
     example = "fusebench_example"
 
 and calls the ``@hookimpl`` functions below, each with a ``register`` callback.
+
+Every name registered here starts with ``example`` so that none can clash with FuseBench's
+built-ins or another plugin's (a name registered twice is refused and one plugin is left
+out).  When you copy this package, replace the prefix with your own.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ __version__ = "0.1.0"
 @hookimpl
 def register_methods(register):
     register(MethodSpec(
-        name="maxpool",
+        name="example-maxpool",
         family="pooling",  # a family of its own; the leaderboard lists unknown families last
         build=method.build,
         defaults={"layer_norm": True},  # plus the shared ones (hidden, dropout, ...)
@@ -33,11 +37,12 @@ def register_methods(register):
 @hookimpl
 def register_datasets(register):
     register(DatasetSpec(
-        name="parity3",
+        name="example-parity3",
         load=dataset.load,
         target=dataset.TARGET,
         modalities=("a", "b", "c"),
-        metrics=("accuracy", "balanced_accuracy"),  # "accuracy" comes from FuseBench's built-ins
+        # "accuracy" and "balanced_accuracy" are FuseBench built-ins; "example_worst_recall" is ours
+        metrics=("accuracy", "balanced_accuracy", "example_worst_recall"),
         primary_metric="balanced_accuracy",
         reference="FuseBench example plugin (synthetic)",
         how_to_obtain="Generated on the fly; nothing to download.",
@@ -49,9 +54,9 @@ def register_datasets(register):
 @hookimpl
 def register_metrics(register):
     register(MetricSpec(
-        name="balanced_accuracy",
-        fn=metric.balanced_accuracy,
+        name="example_worst_recall",
+        fn=metric.worst_class_recall,
         higher_is_better=True,
         target_kinds=("multiclass",),
-        description="Mean per-class recall (sklearn balanced_accuracy_score on argmax of logits).",
+        description="Recall of the worst-served class (min over classes; NaN if a class is absent).",
     ))

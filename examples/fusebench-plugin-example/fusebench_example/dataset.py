@@ -1,4 +1,4 @@
-"""``parity3``: three modalities, each carrying one noisy bit; the label combines the bits.
+"""``example-parity3``: three modalities, each carrying one noisy bit; the label combines the bits.
 
 Generated on the fly from ``data_seed`` (nothing to download, identical on every machine).
 Modality ``a`` and ``b`` are vectors, ``c`` is a variable-length sequence (every real step
@@ -29,9 +29,10 @@ RULES = {
 def generate(n: int, dim: int, seq_dim: int, max_len: int, noise: float, rule: str, data_seed: int):
     """Return (a, b, c, y): a, b as (n, dim) arrays, c as a list of (T_i, seq_dim) arrays."""
     if rule not in RULES:
-        raise DataError(f"parity3: unknown rule {rule!r}; use --dataset-option parity3.rule=parity|majority")
+        raise DataError(f"example-parity3: unknown rule {rule!r}; "
+                        "use --dataset-option example-parity3.rule=parity|majority")
     if n < 10:
-        raise DataError(f"parity3: n must be at least 10 (three splits), got {n}")
+        raise DataError(f"example-parity3: n must be at least 10 (three splits), got {n}")
     rng = np.random.default_rng(data_seed)
     bits = rng.integers(0, 2, size=(n, 3))
     signs = 2.0 * bits - 1.0

@@ -1,17 +1,23 @@
-"""Balanced accuracy: the mean of per-class recalls (chance level is 1/C whatever the class
-balance), computed by scikit-learn on the argmax of the logits."""
+"""Worst-class recall: the recall of the class the model serves worst.
+
+A model can reach a good mean recall (``balanced_accuracy``, built into FuseBench) while
+ignoring one class almost completely; the minimum over classes exposes that.  Computed by
+scikit-learn on the argmax of the logits.  Undefined (NaN) when a class has no sample in
+``y_true``: its recall is 0/0, and a stand-in value would rank models on nothing.
+"""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score
+from sklearn.metrics import recall_score
 
 
-def balanced_accuracy(y_true, y_pred) -> float:
+def worst_class_recall(y_true, y_pred) -> float:
     """``y_true`` (N,) class indices, ``y_pred`` (N, C) raw logits as FuseBench passes them."""
-    predicted = np.asarray(y_pred).reshape(len(y_pred), -1).argmax(axis=1)
-    with warnings.catch_warnings():  # "y_pred contains classes not in y_true" on tiny splits
-        warnings.simplefilter("ignore", UserWarning)
-        return float(balanced_accuracy_score(np.asarray(y_true).reshape(-1), predicted))
+    scores = np.asarray(y_pred).reshape(len(y_pred), -1)
+    truth = np.asarray(y_true).reshape(-1)
+    classes = np.arange(scores.shape[1])
+    if not np.isin(classes, truth).all():
+        return float("nan")
+    recalls = recall_score(truth, scores.argmax(axis=1), labels=classes, average=None, zero_division=0)
+    return float(np.min(recalls))

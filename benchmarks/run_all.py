@@ -24,6 +24,7 @@ sys.path.insert(0, str(HERE))
 
 import _common as common  # noqa: E402
 import harness_overhead  # noqa: E402
+import method_speed  # noqa: E402
 import tfn_vs_lmf  # noqa: E402
 import throughput  # noqa: E402
 
@@ -35,7 +36,7 @@ def _fmt(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
 
 
-PARTS = ("overhead", "throughput", "tfn_vs_lmf", "stress_emap")
+PARTS = ("overhead", "throughput", "tfn_vs_lmf", "stress_emap", "method_speed", "cost_model")
 
 
 def _marks(part: str) -> tuple[str, str]:
@@ -174,6 +175,16 @@ def main(argv: list[str] | None = None) -> int:
                                                    started)
     if "tfn_vs_lmf" in only:
         sections["tfn_vs_lmf"] = render_tfn_vs_lmf(tfn_vs_lmf.run([*quick, *threads]), started)
+    if "method_speed" in only:  # MulT / MutualFormer, per-pair (frozen) vs batched; renders its own table
+        speed = method_speed.run([*quick, *threads])
+        sections["method_speed"] = ["### MulT and MutualFormer: per-pair vs batched", "",
+                                    *_stamp(started, speed["machine"]), *speed["lines"]]
+    if "cost_model" in only:  # refit bench run's time estimate on the published runs (writes cost_model.json)
+        refit = [sys.executable, str(HERE / "cost_model.py"), *(["--no-write"] if args.no_write else [])]
+        table = subprocess.run(refit, check=True, capture_output=True, text=True).stdout.splitlines()
+        sections["cost_model"] = ["### Cost model of `bench run`'s estimate (fitted on leaderboards/runs.json)", "",
+                                  *_stamp(started, common.machine()), "Command: `python benchmarks/cost_model.py`", "",
+                                  *[line for line in table if line.startswith("|")]]
     if "stress_emap" in only and not (args.skip_stress_emap or args.quick):
         sections["stress_emap"] = render_stress_emap(run_stress_emap(args), started)
     if args.no_write:

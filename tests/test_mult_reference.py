@@ -35,9 +35,11 @@ def batch_for(task: TaskSpec, n: int = 4, seed: int = 0) -> Batch:
 
 
 def attention_dropouts(model) -> dict[str, set[float]]:
-    """Crossmodal 'source->target' and memory 'target' stacks -> the attention dropout of their layers."""
-    out = {key: {layer.attn.dropout for layer in stack.layers} for key, stack in model.crossmodal.items()}
-    out.update({f"memory {t}": {layer.attn.dropout for layer in stack.layers} for t, stack in model.memory.items()})
+    """Crossmodal 'source->target' and memory 'target' stacks -> the attention dropout of their layers
+    (the stacks are batched: a layer holds one dropout per stack, in the order of its names)."""
+    out = {key: {layer.attn_dropout[g] for layer in model.crossmodal.layers} for g, key in enumerate(model.crossmodal)}
+    out.update({f"memory {t}": {layer.attn_dropout[g] for layer in model.memory.layers}
+                for g, t in enumerate(model.memory)})
     return out
 
 
@@ -69,7 +71,7 @@ def test_default_attention_dropouts_on_text_audio_vision():
 
 def test_every_other_dropout_is_the_reference_value():
     model = build()
-    stacks = [*model.crossmodal.values(), *model.memory.values()]
+    stacks = [model.crossmodal, model.memory]  # every pair / target stack, batched
     assert {s.embed_dropout.p for s in stacks} == {0.25}
     assert {layer.residual_dropout.p for s in stacks for layer in s.layers} == {0.1}
     assert {layer.ff[2].p for s in stacks for layer in s.layers} == {0.1}  # relu_dropout
@@ -99,9 +101,9 @@ def test_text_input_gets_the_embedding_dropout_before_its_projection():
 def test_key_and_value_get_independent_embedding_dropout():
     """transformer.py l.70-76: x_k and x_v are embedded and dropped out separately."""
     model = build()
-    layer = model.crossmodal["audio->text"].layers[0]
-    seen = []
-    layer.attn.register_forward_pre_hook(lambda _, args: seen.append(args))
+    pair = list(model.crossmodal).index("audio->text")
+    seen = []  # the normalised (query, key, value) stacked per pair, as the attention projection reads them
+    model.crossmodal.layers[0].in_proj.register_forward_pre_hook(lambda _, args: seen.append(args[0][pair]))
     batch = batch_for(TAV)
     model.train()
     model(batch)
@@ -116,12 +118,14 @@ def test_key_and_value_get_independent_embedding_dropout():
 def test_attention_projections_are_initialised_as_in_the_reference():
     """multihead_attention.py l.40-45: xavier-uniform in- and out-projections, zero biases."""
     model = build()
-    attn = model.crossmodal["text->audio"].layers[0].attn
-    d = attn.embed_dim
+    layer, pair = model.crossmodal.layers[0], list(model.crossmodal).index("text->audio")
+    out_proj = layer.out_proj.weight[pair]
+    d = out_proj.shape[0]
     bound = math.sqrt(6 / (2 * d))  # xavier-uniform of a d x d matrix
-    assert attn.out_proj.weight.abs().max() <= bound
-    assert attn.out_proj.weight.abs().max() > 1 / math.sqrt(d)  # beyond PyTorch's default Linear bound
-    assert torch.count_nonzero(attn.out_proj.bias) == 0 and torch.count_nonzero(attn.in_proj_bias) == 0
+    assert out_proj.abs().max() <= bound
+    assert out_proj.abs().max() > 1 / math.sqrt(d)  # beyond PyTorch's default Linear bound
+    assert layer.in_proj.weight[pair].abs().max() <= math.sqrt(6 / (4 * d))  # xavier of the packed 3d x d
+    assert torch.count_nonzero(layer.out_proj.bias) == 0 and torch.count_nonzero(layer.in_proj.bias) == 0
 
 
 def test_eval_outputs_do_not_depend_on_any_dropout():

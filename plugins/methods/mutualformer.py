@@ -23,6 +23,10 @@ steps masked out) — so unequal lengths and vectors are handled without alignme
 fused stream starts as the mean of the modality tokens and is mean-pooled at the end.  For
 M > 2 modalities modality m averages its cross-diffused outputs over all j != m (for M = 2
 this is the reference formula).
+
+Batched: the per-modality projections are one stacked ``GroupLinear`` each and the M(M-1)
+cross-diffusions of a block are computed as one batch of pairs (``benchmark_core.attention``),
+instead of Python loops over modalities and pairs; same model, same parameter count.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import torch
 from torch import nn
 
 from benchmark_core import MethodSpec, TaskSpec, hookimpl
+from benchmark_core.attention import GroupLinear
 from benchmark_core.data import Batch
 from benchmark_core.encoders import mlp_head
 from benchmark_core.models import FusionModel, Output
@@ -66,39 +71,43 @@ class Tokenizer(nn.Module):
 
 
 class CrossDiffusionAttention(nn.Module):
-    """The reference ``MultiAttention`` generalised to M modality streams."""
+    """The reference ``MultiAttention`` generalised to M modality streams, all at once."""
 
     def __init__(self, dim: int, heads: int, n_modalities: int, alpha: float, dropout: float):
         super().__init__()
         self.heads, self.alpha, self.scale = heads, alpha, (dim // heads) ** -0.5
-        self.qkv = nn.ModuleList(nn.Linear(dim, 3 * dim, bias=False) for _ in range(n_modalities))
+        self.qkv = GroupLinear(n_modalities, dim, 3 * dim, bias=False)
         self.qkv_fused = nn.Linear(dim, 3 * dim, bias=False)
-        self.merge = nn.ModuleList(nn.Linear(2 * dim, dim) for _ in range(n_modalities))
+        self.merge = GroupLinear(n_modalities, 2 * dim, dim)
         self.proj = nn.Linear(dim, dim)
         self.proj_all = nn.Linear(n_modalities * dim, dim)
         self.attn_dropout, self.proj_dropout = nn.Dropout(dropout), nn.Dropout(dropout)
+        # (m, j) pairs, m-major: modality m's cross-diffused outputs are one contiguous block
+        pairs = [(m, j) for m in range(n_modalities) for j in range(n_modalities) if j != m]
+        self.register_buffer("receiver", torch.tensor([m for m, _ in pairs]), persistent=False)
+        self.register_buffer("sender", torch.tensor([j for _, j in pairs]), persistent=False)
 
-    def split(self, qkv: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        b, n, c = x.shape
-        q, k, v = qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+    def split(self, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(..., N, 3C) packed projections -> softmax attention (..., H, N, N) and values (..., H, N, c)."""
+        *lead, n, c3 = qkv.shape
+        q, k, v = qkv.view(*lead, n, 3, self.heads, c3 // (3 * self.heads)).movedim(-3, 0).transpose(-2, -3)
         return (q @ k.transpose(-1, -2) * self.scale).softmax(dim=-1), v
 
     @staticmethod
     def join(x: torch.Tensor) -> torch.Tensor:
-        b, h, n, c = x.shape
-        return x.transpose(1, 2).reshape(b, n, h * c)
+        """(..., H, N, c) -> (..., N, H c)."""
+        return x.transpose(-2, -3).flatten(-2)
 
-    def forward(self, xs: list[torch.Tensor], fused: torch.Tensor) -> torch.Tensor:
-        attn, values = zip(*(self.split(qkv, x) for qkv, x in zip(self.qkv, xs, strict=True)))
-        merged = []
-        for m, merge in enumerate(self.merge):
-            others = [j for j in range(len(xs)) if j != m]
-            cross = sum(self.attn_dropout(cross_diffusion(attn[m], attn[j], self.alpha)) @ values[j]
-                        for j in others) / len(others)
-            merged.append(merge(torch.cat([self.join(attn[m] @ values[m]), self.join(cross)], dim=-1)))
-        a, v = self.split(self.qkv_fused, fused)
+    def forward(self, xs: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
+        """xs: (M, B, N, C) modality tokens, fused: (B, N, C)."""
+        n_mod, b, n, c = xs.shape
+        attn, values = self.split(self.qkv(xs))  # (M, B, H, N, N), (M, B, H, N, c)
+        cross = cross_diffusion(attn[self.receiver], attn[self.sender], self.alpha)
+        mixed = (self.attn_dropout(cross) @ values[self.sender]).unflatten(0, (n_mod, n_mod - 1)).mean(dim=1)
+        merged = self.merge(torch.cat([self.join(attn @ values), self.join(mixed)], dim=-1))  # (M, B, N, C)
+        a, v = self.split(self.qkv_fused(fused))
         out = self.join(self.attn_dropout(a) @ v)
-        return self.proj_dropout(self.proj(out)) + self.proj_all(torch.cat(merged, dim=-1))
+        return self.proj_dropout(self.proj(out)) + self.proj_all(merged.permute(1, 2, 0, 3).reshape(b, n, -1))
 
 
 class MutualBlock(nn.Module):
@@ -110,9 +119,11 @@ class MutualBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(dropout),
                                  nn.Linear(4 * dim, dim), nn.Dropout(dropout))
 
-    def forward(self, xs: list[torch.Tensor], fused: torch.Tensor) -> torch.Tensor:
-        normed = self.norm_modalities(torch.cat(xs, dim=-1)).chunk(len(xs), dim=-1)
-        fused = fused + self.attn(list(normed), self.norm_fused(fused))
+    def forward(self, xs: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
+        """xs: (M, B, N, C); the LayerNorm reads each token's M modality vectors jointly."""
+        n_mod, b, n, c = xs.shape
+        normed = self.norm_modalities(xs.permute(1, 2, 0, 3).reshape(b, n, n_mod * c))
+        fused = fused + self.attn(normed.view(b, n, n_mod, c).permute(2, 0, 1, 3), self.norm_fused(fused))
         return fused + self.mlp(self.norm_mlp(fused))
 
 
@@ -133,8 +144,8 @@ class MutualFormer(FusionModel):
         return batch.replace(x=x, mask={m: None for m in self.modalities})
 
     def fuse(self, encoded: Batch) -> Output:
-        xs = [encoded.x[m] for m in self.modalities]
-        fused = torch.stack(xs).mean(dim=0)
+        xs = torch.stack([encoded.x[m] for m in self.modalities])  # (M, B, N, C)
+        fused = xs.mean(dim=0)
         for block in self.blocks:
             fused = block(xs, fused)
         return Output(self.head(self.norm(fused).mean(dim=1)))

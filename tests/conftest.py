@@ -30,6 +30,15 @@ def _hermetic_caches(tmp_path_factory):
     yield
 
 
+@pytest.fixture(autouse=True)
+def _no_data_dir_between_tests(monkeypatch):
+    """`bench run --data-dir` sets FUSEBENCH_DATA_DIR in-process (plugins read it); undo that
+    after every test so no test finds data through another test's folder."""
+    monkeypatch.setenv("FUSEBENCH_DATA_DIR", "")  # set, then delete: restored as unset afterwards
+    monkeypatch.delenv("FUSEBENCH_DATA_DIR")
+    yield
+
+
 @pytest.fixture(scope="session")
 def registry():
     return build_registry()

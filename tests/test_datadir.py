@@ -27,6 +27,8 @@ from fusebench.testing import (  # noqa: F401 - fixtures
 
 from conftest import one_paragraph
 
+pytest_plugins = ["pytester"]
+
 PLUGIN = '''
 import datasets
 import numpy as np
@@ -171,11 +173,18 @@ def test_the_plugin_kit_fixture_is_a_data_root(fusebench_data_dir):
     assert data_path("mine", "pairs.csv") == fusebench_data_dir / "mine" / "pairs.csv"
 
 
-def test_fusebench_env_restores_a_data_dir_that_bench_run_set(fusebench_env):
-    assert "FUSEBENCH_DATA_DIR" not in os.environ
-    os.environ["FUSEBENCH_DATA_DIR"] = "/somewhere"  # as `bench run --data-dir` does in-process
-    # (the fixture's teardown removes it again: checked by the next test)
+def test_fusebench_env_restores_a_data_dir_that_bench_run_set(pytester):
+    """A plugin author's suite (no FuseBench conftest): a test that sets FUSEBENCH_DATA_DIR, as
+    `bench run --data-dir` does in-process, must not leak it into the next test."""
+    pytester.makeconftest('pytest_plugins = ["fusebench.testing"]')  # as docs/plugins.md says
+    pytester.makepyfile(test_inner="""
+        import os
 
+        def test_sets(fusebench_env):
+            os.environ["FUSEBENCH_DATA_DIR"] = "/somewhere"
 
-def test_no_data_dir_leaked_from_the_previous_test():
-    assert "FUSEBENCH_DATA_DIR" not in os.environ
+        def test_next():
+            assert "FUSEBENCH_DATA_DIR" not in os.environ
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)

@@ -204,3 +204,6 @@ def test_basicmotions_is_in_the_default_suite_and_runs_end_to_end(tmp_path, monk
     rows = {r["method"]: r for r in doc["results"] if r["dataset"] == "basicmotions"}
     assert set(rows) == {"additive", "late", "mult"} and all(0 <= r["mean"] <= 1 for r in rows.values())
     assert any("batch=8" in b and "epochs=1" in b for b in doc["provenance"]["budget"])
+    # the small-comparison warnings apply to it like to any dataset: 1 seed, and 1 epoch of 4 steps
+    footer = json.dumps(doc["footer"])
+    assert "fewer than 3 seeds" in footer and "basicmotions: 4 at the least" in footer

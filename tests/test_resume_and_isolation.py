@@ -27,44 +27,52 @@ def _children(db):
     return [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("fusebench.kind") == "child"]
 
 
-def _finished_children(db) -> int:
+def _children_by_status(db) -> dict[str, list[str]]:
     """Poll with plain read-only SQL: an MLflow client here would race the driver's schema setup."""
     import sqlite3
 
+    found: dict[str, list[str]] = {}
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute(
-                "SELECT COUNT(*) FROM runs JOIN tags ON tags.run_uuid = runs.run_uuid "
-                "WHERE tags.key = 'fusebench.kind' AND tags.value = 'child' AND runs.status = 'FINISHED'"
-            ).fetchone()[0]
+            for run_id, status in conn.execute(
+                "SELECT runs.run_uuid, runs.status FROM runs JOIN tags ON tags.run_uuid = runs.run_uuid "
+                "WHERE tags.key = 'fusebench.kind' AND tags.value = 'child'"
+            ):
+                found.setdefault(status, []).append(run_id)
     except sqlite3.Error:
-        return 0
+        pass
+    return found
 
 
 def _start_and_kill_after_first_result(tmp_path, sig):
+    """Signal the driver once a first run has finished *and* a later one is open, so the interrupt
+    always lands on a run in progress (between runs there would be no child to close)."""
     proc = subprocess.Popen([sys.executable, "-m", "benchmark_core.cli", *ARGS], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     db = tmp_path / "mlflow.db"
     deadline = time.time() + 120
+    open_at_signal: list[str] = []
     try:
         while time.time() < deadline:
-            time.sleep(0.3)
-            if db.exists() and _finished_children(db) >= 1:
+            time.sleep(0.05)
+            found = _children_by_status(db) if db.exists() else {}
+            if found.get("FINISHED") and found.get("RUNNING"):
+                open_at_signal = found["RUNNING"]
                 break
         else:
-            pytest.fail("the suite never finished a first run")
+            pytest.fail("the suite never had a run open after finishing a first one")
         os.kill(proc.pid, sig)
         proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return proc, db
+    return proc, db, open_at_signal
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_suite_resumes_only_missing_runs(tmp_path, monkeypatch, capsys, sig):
-    proc, db = _start_and_kill_after_first_result(tmp_path, sig)
+    proc, db, open_at_signal = _start_and_kill_after_first_result(tmp_path, sig)
     before = _children(db)
     finished_before = {r.data.tags["fusebench.spec_hash"] for r in before if r.info.status == "FINISHED"}
     assert 1 <= len(finished_before) < 4
@@ -72,7 +80,13 @@ def test_killed_suite_resumes_only_missing_runs(tmp_path, monkeypatch, capsys, s
         assert proc.returncode == 130, proc.stderr.read()[-2000:]
         # a clean interrupt closes its open runs itself: nothing stays RUNNING
         assert all(r.info.status != "RUNNING" for r in before)
-        assert any(r.info.status == "KILLED" for r in before)
+        # the run open when the signal came is closed as KILLED (or had just finished, with its metrics)
+        status_of = {r.info.run_id: r for r in before}
+        for run_id in open_at_signal:
+            run = status_of[run_id]
+            assert run.info.status in ("KILLED", "FINISHED"), run.info.status
+            if run.info.status == "FINISHED":
+                assert run.data.metrics
 
     monkeypatch.chdir(tmp_path)
     assert main(ARGS) == 0

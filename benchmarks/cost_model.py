@@ -26,7 +26,7 @@ from benchmark_core.plugins import get_registry  # noqa: E402
 from benchmark_core.publish import load_runs  # noqa: E402
 
 
-def observations(runs_json: Path) -> tuple[list[Observation], str]:
+def observations(runs_json: Path, source: str | None = None) -> tuple[list[Observation], str]:
     frame, suite = load_runs(runs_json)
     done = frame[frame["status"] == "finished"]
     registry = get_registry()
@@ -36,9 +36,9 @@ def observations(runs_json: Path) -> tuple[list[Observation], str]:
             for _, r in done.iterrows() if r["dataset"] in shapes]
     shas = sorted({str(s) for s in done["git_sha"].dropna()})
     shown = runs_json.resolve()
-    if shown.is_relative_to(HERE.parent):  # never a machine's install path in the shipped file
-        shown = shown.relative_to(HERE.parent)
-    return rows, f"suite {suite!r} in {shown} (git {', '.join(shas)}), {len(rows)} finished runs"
+    # never a machine's path in the shipped file: relative to the checkout, else the file's name
+    shown = shown.relative_to(HERE.parent) if shown.is_relative_to(HERE.parent) else Path(shown.name)
+    return rows, f"suite {suite!r} in {source or shown} (git {', '.join(shas)}), {len(rows)} finished runs"
 
 
 def report(rows: list[Observation], model) -> list[str]:
@@ -59,9 +59,10 @@ def report(rows: list[Observation], model) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default=str(HERE.parent / "leaderboards" / "runs.json"))
+    parser.add_argument("--source", default=None, help="how to name the runs file in the model (default: its path)")
     parser.add_argument("--no-write", action="store_true", help="print only; leave the shipped model alone")
     args = parser.parse_args(argv)
-    rows, source = observations(Path(args.runs))
+    rows, source = observations(Path(args.runs), args.source)
     model = fit(rows, measured_on=source)
     print("\n".join(report(rows, model)))
     if not args.no_write:

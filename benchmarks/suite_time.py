@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                                                "estimate": estimate.group(0) if estimate else None,
                                                "seeds": args.seeds or "0,1,2"}, indent=2))
     if args.refit:
-        subprocess.run([sys.executable, str(HERE / "cost_model.py"), "--runs", str(runs_json)], check=True)
+        subprocess.run([sys.executable, str(HERE / "cost_model.py"), "--runs", str(runs_json),
+                        "--source", "runs.json of `python benchmarks/suite_time.py`"], check=True)
     print(f"\nStore and runs.json kept in {work}")
     return 0
 

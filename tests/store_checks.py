@@ -42,6 +42,17 @@ def child_statuses(db: Path) -> list[tuple[str, str]]:
     return [(status, spec_hash) for status, spec_hash in query(db, CHILDREN)]
 
 
+def child_runs(db: Path) -> list:
+    """Every child run of the default suite through MLflow: only once the drivers have exited."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{db}")
+    exp = client.get_experiment_by_name("fusebench/default")
+    if exp is None:
+        return []
+    return [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("fusebench.kind") == "child"]
+
+
 def wait_for(predicate, timeout: float = 180.0, step: float = 0.01) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

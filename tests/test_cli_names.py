@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow import MlflowClient
+from store_checks import child_runs
 
 from benchmark_core import __version__
 from benchmark_core.cli import ENVIRONMENT, ENVIRONMENT_DEFAULTS, main
@@ -29,12 +29,6 @@ def _main(*args: str) -> int:
         return main(list(args))
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return int(exc.code or 0)
-
-
-def _children(db: Path) -> list:
-    client = MlflowClient(f"sqlite:///{db}")
-    exp = client.get_experiment_by_name("fusebench/default")
-    return [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("fusebench.kind") == "child"]
 
 
 # -- 1. aliases, case, did-you-mean ----------------------------------------------------------------
@@ -264,7 +258,7 @@ def test_aliases_plan_once_record_the_name_and_print_one_line_per_run(tmp_path, 
         assert re.fullmatch(r"\[finished\] (tensor|late|additive)/synthetic-xor/seed0: test accuracy "
                             r"[01]\.\d{4} in \d+\.\d s", line), line
     assert "Done: 3 trained, 0 skipped as already finished, 0 failed." in out
-    runs = _children(tmp_path / "mlflow.db")
+    runs = child_runs(tmp_path / "mlflow.db")
     assert sorted(r.data.tags["fusebench.method"] for r in runs) == ["additive", "late", "tensor"]
     assert sorted(r.data.tags["fusebench.dataset"] for r in runs) == ["synthetic-xor"] * 3
     tensor = next(r for r in runs if r.data.tags["fusebench.method"] == "tensor")

@@ -6,6 +6,8 @@ import hashlib
 import json
 import re
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -177,6 +179,21 @@ def test_generic_uea_dataset_takes_modalities_and_classes_from_the_file(tmp_path
     assert len(tensors.train.y) + len(tensors.splits["validation"].y) == 12 and len(tensors.test.y) == 4
     with pytest.raises(DataError, match=r"needs the training file.*uea.train="):
         load_tensors(registry.dataset("uea"), {}, reload=True)
+
+
+def test_generic_uea_dataset_parses_each_file_once(tmp_path, registry, monkeypatch):
+    """Learning the spec from the files and building the dataset share one parse."""
+    import plugins.datasets.uea as uea
+
+    cases, labels = fixture_arrays(n=12, channels=5, steps=4)
+    write_ts(tmp_path / "Once_TRAIN.ts", cases, labels, classes=("a", "b"))
+    write_ts(tmp_path / "Once_TEST.ts", cases[:4], labels[:4], classes=("a", "b"))
+    reads: list[str] = []
+    original = uea.read_ts
+    monkeypatch.setattr(uea, "read_ts", lambda path: reads.append(Path(path).name) or original(path))
+    load_tensors(registry.dataset("uea"), {"train": str(tmp_path / "Once_TRAIN.ts"), "modalities": "l:1-2,r:3-5"},
+                 reload=True)
+    assert sorted(reads) == ["Once_TEST.ts", "Once_TRAIN.ts"]
 
 
 def test_a_dataset_budget_applies_unless_the_user_pins_the_flag(registry):

@@ -3,14 +3,11 @@ the suite."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 from mlflow.tracking import MlflowClient
+from store_checks import child_runs, child_statuses, start_driver, stop, wait_for
 
 from benchmark_core.cli import main
 from benchmark_core.plugins import get_registry
@@ -19,61 +16,32 @@ ARGS = ["run", "--methods", "additive,late,tensor,early", "--datasets", "synthet
         "--epochs", "3", "--dataset-option", "synthetic-xor.n=600", "--no-stress", "--no-emap"]
 
 
-def _children(db):
-    client = MlflowClient(f"sqlite:///{db}")
-    exp = client.get_experiment_by_name("fusebench/default")
-    if exp is None:
-        return []
-    return [r for r in client.search_runs([exp.experiment_id]) if r.data.tags.get("fusebench.kind") == "child"]
-
-
-def _children_by_status(db) -> dict[str, list[str]]:
-    """Poll with plain read-only SQL: an MLflow client here would race the driver's schema setup."""
-    import sqlite3
-
-    found: dict[str, list[str]] = {}
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            for run_id, status in conn.execute(
-                "SELECT runs.run_uuid, runs.status FROM runs JOIN tags ON tags.run_uuid = runs.run_uuid "
-                "WHERE tags.key = 'fusebench.kind' AND tags.value = 'child'"
-            ):
-                found.setdefault(status, []).append(run_id)
-    except sqlite3.Error:
-        pass
-    return found
-
-
 def _start_and_kill_after_first_result(tmp_path, sig):
     """Signal the driver once a first run has finished *and* a later one is open, so the interrupt
     always lands on a run in progress (between runs there would be no child to close)."""
-    proc = subprocess.Popen([sys.executable, "-m", "benchmark_core.cli", *ARGS], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_driver(tmp_path, ARGS)
     db = tmp_path / "mlflow.db"
-    deadline = time.time() + 120
     open_at_signal: list[str] = []
+
+    def a_run_open_after_a_finished_one() -> bool:
+        statuses = [status for status, _ in child_statuses(db)]
+        if "FINISHED" in statuses and "RUNNING" in statuses:
+            open_at_signal[:] = [h for status, h in child_statuses(db) if status == "RUNNING"]
+            return bool(open_at_signal)
+        return False
+
     try:
-        while time.time() < deadline:
-            time.sleep(0.05)
-            found = _children_by_status(db) if db.exists() else {}
-            if found.get("FINISHED") and found.get("RUNNING"):
-                open_at_signal = found["RUNNING"]
-                break
-        else:
+        if not wait_for(a_run_open_after_a_finished_one, timeout=120, step=0.05):
             pytest.fail("the suite never had a run open after finishing a first one")
-        os.kill(proc.pid, sig)
-        proc.wait(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc, sig)
     return proc, db, open_at_signal
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_suite_resumes_only_missing_runs(tmp_path, monkeypatch, capsys, sig):
     proc, db, open_at_signal = _start_and_kill_after_first_result(tmp_path, sig)
-    before = _children(db)
+    before = child_runs(db)
     finished_before = {r.data.tags["fusebench.spec_hash"] for r in before if r.info.status == "FINISHED"}
     assert 1 <= len(finished_before) < 4
     if sig == signal.SIGINT:
@@ -81,9 +49,9 @@ def test_killed_suite_resumes_only_missing_runs(tmp_path, monkeypatch, capsys, s
         # a clean interrupt closes its open runs itself: nothing stays RUNNING
         assert all(r.info.status != "RUNNING" for r in before)
         # the run open when the signal came is closed as KILLED (or had just finished, with its metrics)
-        status_of = {r.info.run_id: r for r in before}
-        for run_id in open_at_signal:
-            run = status_of[run_id]
+        status_of = {r.data.tags["fusebench.spec_hash"]: r for r in before}
+        for spec_hash in open_at_signal:
+            run = status_of[spec_hash]
             assert run.info.status in ("KILLED", "FINISHED"), run.info.status
             if run.info.status == "FINISHED":
                 assert run.data.metrics
@@ -96,7 +64,7 @@ def test_killed_suite_resumes_only_missing_runs(tmp_path, monkeypatch, capsys, s
     if sig == signal.SIGKILL:
         assert "interrupted by an earlier killed `bench run` as KILLED" in out
 
-    after = _children(db)
+    after = child_runs(db)
     assert not [r for r in after if r.info.status == "RUNNING"]
     finished = {r.data.tags["fusebench.spec_hash"] for r in after if r.info.status == "FINISHED"}
     assert len(finished) == 4 and finished_before <= finished
@@ -151,7 +119,7 @@ def test_a_broken_method_does_not_sink_the_suite(tmp_path, monkeypatch, capsys, 
     assert "1 of 2 runs did not finish" in captured.err
     assert "boom from the broken method" in captured.err
     children = {(r.data.tags["fusebench.method"], r.data.tags["fusebench.dataset"]): r
-                for r in _children(tmp_path / "mlflow.db")}
+                for r in child_runs(tmp_path / "mlflow.db")}
     assert children[("additive", "synthetic-xor")].info.status == "FINISHED"
     failed = children[("broken", "synthetic-xor")]
     assert failed.info.status == "FAILED" and "boom" in failed.data.tags["fusebench.error"]

@@ -247,10 +247,15 @@ def load_files(options: Mapping[str, object], name: str) -> tuple[TsFile, TsFile
     return train, test, groups
 
 
-def build(options: Mapping[str, object], name: str, target: TargetSpec) -> tuple[datasets.DatasetDict, dict]:
-    """Read the files, carve validation from train, standardise per channel, group channels."""
+Parsed = tuple[TsFile, TsFile, dict[str, list[int]]]
+
+
+def build(options: Mapping[str, object], name: str, target: TargetSpec,
+          parsed: Parsed | None = None) -> tuple[datasets.DatasetDict, dict]:
+    """Read the files (unless ``parsed`` already holds them for these options), carve
+    validation from train, standardise per channel, group channels."""
     opts = {**DEFAULTS, **options}
-    train_file, test_file, groups = load_files(opts, name)
+    train_file, test_file, groups = parsed or load_files(opts, name)
     fraction = float(opts["validation_fraction"])
     if not 0 < fraction < 1:
         raise DataError(f"dataset {name!r}: validation_fraction must lie in (0, 1), got {fraction}.")
@@ -285,10 +290,15 @@ def build(options: Mapping[str, object], name: str, target: TargetSpec) -> tuple
 def specialise(options: Mapping[str, object]) -> DatasetSpec:
     """The ``uea`` spec for one file: its modalities and classes come from the file itself."""
     opts = {**DEFAULTS, **options}
-    train, _, groups = load_files(opts, "uea")
+    parsed = load_files(opts, "uea")
+    train, _, groups = parsed
     target = TargetSpec("multiclass", len(train.class_labels), train.class_labels)
-    return replace(UEA, modalities=tuple(groups), target=target, specialise=None,
-                   load=lambda o: build(o, "uea", target))
+
+    def load(o: Mapping[str, object]) -> tuple[datasets.DatasetDict, dict]:
+        # the files were parsed once to learn the spec; reuse them when loading the same options
+        return build(o, "uea", target, parsed if {**DEFAULTS, **o} == opts else None)
+
+    return replace(UEA, modalities=tuple(groups), target=target, specialise=None, load=load)
 
 
 def _load_generic(options):

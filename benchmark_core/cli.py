@@ -10,6 +10,8 @@ import shlex
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from .errors import FuseBenchError
 from .inspection import add_data_parser, cmd_data
@@ -21,6 +23,9 @@ DEFAULT_DATASETS = ("mfeat", "basicmotions", "synthetic-redundant", "synthetic-u
 LIST_KINDS = {"methods": "methods", "datasets": "datasets", "metrics": "metrics", "stress": "stress",
               "executors": "executors"}
 DEFAULT_SEEDS = (0, 1, 2)
+# bench tune trains its trials on this seed: not one of the run seeds, so the chosen configuration's
+# reported runs are fresh trainings, not the trial that won the selection.
+DEFAULT_TUNE_SEED = 1000
 
 # Every environment variable the CLI reads (docs/cli.md has the same list): `bench --help` and
 # `bench run --help` print them, so a setting inherited from a shell profile can be found.
@@ -68,6 +73,14 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _seed(text: str) -> int:
+    """``--tune-seed``: one seed, refused like a bad ``--seeds`` item."""
+    values = _int_list(text)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError(f"expected one seed, got {text!r}")
+    return values[0]
+
+
 def _add_tracking(p: argparse.ArgumentParser) -> None:
     p.add_argument("--suite", default="default",
                    help="suite name; one MLflow experiment per suite (default: default)")
@@ -88,19 +101,8 @@ BUDGET_FLAGS = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
-
-    formatter = argparse.RawDescriptionHelpFormatter  # keeps the epilog's one-variable-per-line layout
-    parser = argparse.ArgumentParser(prog="bench", description="FuseBench: benchmark multimodal fusion methods.",
-                                     epilog=environment_epilog(), formatter_class=formatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s (fusebench) {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    run = sub.add_parser("run", help="train and evaluate methods x datasets x seeds", epilog=environment_epilog(),
-                         formatter_class=formatter,
-                         description="Train and evaluate every method on every dataset with every seed under one "
-                                     "budget; finished runs are skipped, results go to MLflow.")
+def add_run_arguments(run: argparse.ArgumentParser) -> None:
+    """The arguments of ``bench run``, shared by ``bench tune`` (one definition, one validation)."""
     run.add_argument("--methods", default="all",
                      help="'all' or a comma list of names or aliases, any case (default: all; "
                           "see `bench list methods`)")
@@ -137,6 +139,36 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gpus", type=float, default=0.0, help="ray executor: GPUs requested per run (default: 0)")
     _add_tracking(run)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    formatter = argparse.RawDescriptionHelpFormatter  # keeps the epilog's one-variable-per-line layout
+    parser = argparse.ArgumentParser(prog="bench", description="FuseBench: benchmark multimodal fusion methods.",
+                                     epilog=environment_epilog(), formatter_class=formatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s (fusebench) {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train and evaluate methods x datasets x seeds", epilog=environment_epilog(),
+                         formatter_class=formatter,
+                         description="Train and evaluate every method on every dataset with every seed under one "
+                                     "budget; finished runs are skipped, results go to MLflow.")
+    add_run_arguments(run)
+
+    tune = sub.add_parser("tune", help="tune every method with the same number of trials, then train the chosen "
+                                       "configurations on the seeds", epilog=environment_epilog(), formatter_class=formatter,
+                          description="Equal tuning budgets: for every method x dataset, --trials configurations\n"
+                                      "drawn by one seeded Optuna TPE sampler from the shared space plus the method's\n"
+                                      "own (trial 0 = the defaults), trained on --tune-seed without stress/EMAP and\n"
+                                      "selected on the validation primary metric; the chosen configuration is then\n"
+                                      "trained on --seeds like bench run. Resumable. See docs/tuning.md.")
+    tune.add_argument("--trials", type=int, required=True,
+                      help="trials per method and dataset, the same for every method and baseline (>= 1)")
+    tune.add_argument("--tune-seed", type=_seed, default=DEFAULT_TUNE_SEED,
+                      help=f"seed of every trial's training and of the samplers (default: {DEFAULT_TUNE_SEED}, "
+                           "apart from the run seeds, so the reported runs retrain the choice on fresh seeds)")
+    add_run_arguments(tune)
+
     lst = sub.add_parser("list", help="list registered methods (with aliases), datasets, metrics, stress tests "
                                       "or executors")
     lst.add_argument("kind", choices=sorted(LIST_KINDS))
@@ -154,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output format (default: from the --out suffix, else md)")
     board.add_argument("--rank", default="mean-rank", choices=["mean-rank", "borda", "none"],
                        help="cross-dataset rank column (default: %(default)s; see docs/leaderboard.md)")
+    board.add_argument("--view", default="default", choices=["default", "tuned", "both"],
+                       help="default: the bench run results; tuned: the configurations bench tune chose; both: the "
+                            "two side by side with their ranks, Kendall's tau and the tuning compute "
+                            "(default: %(default)s)")
     board.add_argument("--group", action="store_true",
                        help="group rows by fusion family (default: one list sorted by the rank column)")
     board.add_argument("--no-group", action="store_true", help=argparse.SUPPRESS)  # the default since 0.2
@@ -178,14 +214,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+@dataclass
+class RunRequest:
+    """What ``bench run`` and ``bench tune`` read from their (shared) flags, all of it checked
+    before anything is loaded or written."""
 
+    registry: Any
+    budget: Budget
+    pinned: set[str]          # the budget fields set by a flag (they win over a dataset's budget)
+    methods: list[str]
+    datasets: list[str]
+    dataset_options: dict[str, dict[str, Any]]
+    hparams: dict[str, dict[str, Any]]
+    evaluation: dict[str, Any]
+    executor_spec: Any        # None: chosen from the estimate
+    uri: str
+
+
+def prepare_run(args: argparse.Namespace) -> RunRequest:
+    """Validate the flags of ``bench run`` / ``bench tune``: budget, names, options, evaluation,
+    executor, store.  Adds (and says so) the baselines the stress and EMAP columns need."""
     from .plugins import get_registry
-    from .suite import (check_dataset_options, make_plan, parse_dataset_options, parse_hparams, print_failures,
-                        run_suite, with_baselines)
     from .store import check_store
-    from .tracking import Tracker, default_tracking_uri
+    from .suite import (
+        check_dataset_options,
+        parse_dataset_options,
+        parse_hparams,
+        with_baselines,
+    )
+    from .tracking import default_tracking_uri
 
     registry = get_registry()
     try:
@@ -225,34 +282,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     # Everything is validated (and the store probed) before anything is created on disk.
     uri = args.tracking_uri or default_tracking_uri()
     check_store(uri)
-    specs = make_plan(registry, methods, datasets, args.seeds, budget, hparams,
-                      dataset_options, evaluation, on_skip=lambda msg: print(f"note: {msg}", file=sys.stderr),
-                      pinned=set(explicit))
-    tracker = Tracker(uri, args.suite)
-    print(f"Planned {len(specs)} runs ({len(methods)} methods x {len(datasets)} datasets x "
-          f"{len(set(args.seeds))} seeds); tracking at {tracker.uri}, experiment fusebench/{args.suite}.")
-    costs = planned_costs(registry, specs)
-    if executor_spec is None:
-        executor_spec = registry.executor(auto_executor(sum(costs.values()), len(specs), budget.threads))
-    workers = 1 if executor_spec.name == "serial" else (args.workers or usable_cores() // budget.threads or 1)
-    print(estimate_line(costs, workers, executor_spec.name))
-    # The bar counts predicted seconds, not runs, so its ETA does not swing when a slow run lands.
-    runs_bar = tqdm(total=round(sum(costs.values()), 1), desc="runs", file=sys.stderr, disable=None,
-                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
-    finished = [0]
-    runs_bar.set_postfix_str(f"0/{len(specs)} runs")
+    return RunRequest(registry, budget, set(explicit), methods, datasets, dataset_options, hparams, evaluation,
+                      executor_spec, uri)
 
-    def advance(spec) -> None:
-        finished[0] += 1
-        runs_bar.set_postfix_str(f"{finished[0]}/{len(specs)} runs", refresh=False)
-        runs_bar.update(round(costs.get(spec.spec_hash, 0.0), 1))
-    # No progress bar (stderr is not a terminal) or stdout goes to a file or pipe: one line per
-    # finished run there instead, so a log or CI output shows progress and results as they come.
-    per_run_lines = runs_bar.disable or not _isatty(sys.stdout)
 
-    def progress(spec):
-        bar = tqdm(total=spec.budget.epochs, desc=spec.label, unit="epoch", leave=False, file=sys.stderr,
-                   disable=None)
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
+def make_executor(request: RunRequest, args: argparse.Namespace, predicted_seconds: float, runs: int):
+    """The executor (chosen from the estimate unless --executor) and its worker count."""
+    spec = request.executor_spec or request.registry.executor(
+        auto_executor(predicted_seconds, runs, request.budget.threads))
+    workers = 1 if spec.name == "serial" else (args.workers or usable_cores() // request.budget.threads or 1)
+    executor = spec.factory(registry=request.registry, workers=args.workers, address=args.address, gpus=args.gpus)
+    return executor, spec.name, workers
+
+
+class RunProgress:
+    """The runs bar (predicted seconds, not runs, so the ETA does not swing when a slow run lands),
+    a bar per training run, and one line per finished run when the output is not a terminal."""
+
+    def __init__(self, total_seconds: float, total_runs: int, costs: Mapping[str, float]):
+        from tqdm import tqdm
+
+        self.tqdm, self.costs, self.total, self.finished = tqdm, costs, total_runs, 0
+        self.bar = tqdm(total=round(total_seconds, 1), desc="runs", file=sys.stderr, disable=None,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
+        self.bar.set_postfix_str(f"0/{total_runs} runs")
+        # No progress bar (stderr is not a terminal) or stdout goes to a file or pipe: one line per
+        # finished run there instead, so a log or CI output shows progress and results as they come.
+        self.per_run_lines = self.bar.disable or not _isatty(sys.stdout)
+
+    def advance(self, spec, cost: float | None = None) -> None:
+        self.finished += 1
+        self.bar.set_postfix_str(f"{self.finished}/{self.total} runs", refresh=False)
+        self.bar.update(round(self.costs.get(spec.spec_hash, 0.0) if cost is None else cost, 1))
+
+    def progress(self, spec):
+        bar = self.tqdm(total=spec.budget.epochs, desc=spec.label, unit="epoch", leave=False, file=sys.stderr,
+                        disable=None)
 
         def update(epoch, row):
             bar.update(1)
@@ -261,26 +330,126 @@ def cmd_run(args: argparse.Namespace) -> int:
                 bar.close()
         return update
 
-    def on_result(result):
-        advance(result.spec)
+    def on_result(self, result, cost: float | None = None) -> None:
+        self.advance(result.spec, cost)
         if not result.ok:
-            runs_bar.write(f"[{result.status}] {result.spec.label}: {result.error}")
-        elif per_run_lines:
+            self.bar.write(f"[{result.status}] {result.spec.label}: {result.error}")
+        elif self.per_run_lines:
             print(run_line(result), flush=True)
 
-    executor = executor_spec.factory(registry=registry, workers=args.workers, address=args.address, gpus=args.gpus)
-    command = "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    report = run_suite(registry, specs, tracker, executor, command, echo=print, progress=progress,
-                       on_result=on_result)
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _command_line() -> str:
+    return "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .suite import make_plan, print_failures, run_suite
+    from .tracking import Tracker
+
+    request = prepare_run(args)
+    registry = request.registry
+    specs = make_plan(registry, request.methods, request.datasets, args.seeds, request.budget, request.hparams,
+                      request.dataset_options, request.evaluation, on_skip=_note, pinned=request.pinned)
+    tracker = Tracker(request.uri, args.suite)
+    print(f"Planned {len(specs)} runs ({len(request.methods)} methods x {len(request.datasets)} datasets x "
+          f"{len(set(args.seeds))} seeds); tracking at {tracker.uri}, experiment fusebench/{args.suite}.")
+    costs = planned_costs(registry, specs)
+    executor, name, workers = make_executor(request, args, sum(costs.values()), len(specs))
+    print(estimate_line(costs, workers, name))
+    bar = RunProgress(sum(costs.values()), len(specs), costs)
+    report = run_suite(registry, specs, tracker, executor, _command_line(), echo=print, progress=bar.progress,
+                       on_result=bar.on_result)
     for spec in (*report.skipped, *report.busy):
-        advance(spec)
-    runs_bar.close()
+        bar.advance(spec)
+    bar.close()
     trained = sum(result.ok for result in report.results)  # a failed or diverged run is counted as failed
     busy = f", {len(report.busy)} left to another running driver" if report.busy else ""
     print(f"Done: {trained} trained, {len(report.skipped)} skipped as already finished, "
           f"{len(report.failures)} failed{busy}. See `bench leaderboard --suite {args.suite}`.")
     print_failures(report)
     return 1 if report.failures else 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """``bench tune``: the same number of trials for every method, then the choices on the seeds."""
+    import dataclasses
+
+    from .estimate import Estimate, format_duration
+    from .suite import make_plan, print_failures
+    from .tracking import Tracker
+    from .tuning import NO_EVALUATION, make_studies, run_tuning
+
+    if args.trials < 1:
+        raise FuseBenchError(f"--trials must be at least 1, got {args.trials}: every method gets that many trials "
+                             "(trial 0 is its default configuration). Nothing was run or recorded.")
+    request = prepare_run(args)
+    registry = request.registry
+    base = make_plan(registry, request.methods, request.datasets, [args.tune_seed], request.budget,
+                     request.hparams, request.dataset_options, NO_EVALUATION, on_skip=_note, pinned=request.pinned)
+    studies = make_studies(registry, base, args.tune_seed)
+    seeds = list(dict.fromkeys(args.seeds))
+    if args.tune_seed in seeds:
+        _note(f"--tune-seed {args.tune_seed} is also a run seed: that tuned run retrains the winning trial itself; "
+              "a seed outside --seeds gives fresh runs")
+    tracker = Tracker(request.uri, args.suite)
+    n = args.trials
+    print(f"Tuning {len(studies)} (method, dataset) pairs ({len(request.methods)} methods x {len(request.datasets)} "
+          f"datasets) with {n} trial{'s' * (n != 1)} each ({len(studies) * n} trial runs on seed {args.tune_seed}, "
+          f"no stress/EMAP), then the chosen configurations on seeds {seeds} ({len(studies) * len(seeds)} runs); "
+          f"tracking at {tracker.uri}, experiment fusebench/{args.suite}.")
+    trial_costs = planned_costs(registry, base)
+    finals = [dataclasses.replace(spec, seed=seed, evaluation=request.evaluation) for spec in base for seed in seeds]
+    final_costs = planned_costs(registry, finals)
+    per_round = list(trial_costs.values())
+    predicted = n * sum(per_round) + sum(final_costs.values())
+    executor, name, workers = make_executor(request, args, predicted, len(studies) * (n + len(seeds)))
+    wall = n * Estimate(per_round, workers).wall + Estimate(list(final_costs.values()), workers).wall
+    print(f"Estimated time: about {format_duration(wall)} ({name} executor, {workers} worker{'s' * (workers != 1)}; "
+          f"{format_duration(predicted)} of run time in {n} trial rounds and one round of chosen configurations, "
+          "from the shipped per-method cost model at the default configurations — trials with other widths or "
+          "depths take longer or shorter, finished trials and runs are skipped and take no time).")
+    by_pair = {(s.method, s.dataset): c for s, c in zip(base, per_round, strict=True)}
+    final_by_pair = {(s.method, s.dataset): c for s, c in zip(finals, final_costs.values(), strict=True)}
+
+    def cost(spec) -> float:
+        table = final_by_pair if spec.tuning.get("role") == "tuned" else by_pair
+        return table.get((spec.method, spec.dataset), 0.0)
+
+    bar = RunProgress(predicted, len(studies) * (n + len(seeds)), {})
+
+    def on_result(result) -> None:
+        bar.on_result(result, cost(result.spec))
+
+    def echo(message: str) -> None:
+        if bar.bar.disable:
+            print(message, flush=True)
+        else:
+            bar.bar.write(message)
+
+    report = run_tuning(registry, studies, n, seeds, request.evaluation, tracker, executor, _command_line(),
+                        echo=echo, progress=bar.progress, on_result=on_result, cost=cost,
+                        on_skipped=lambda spec: bar.advance(spec, cost(spec)))
+    bar.close()
+    for search in report.searches:
+        best = search.best()
+        study = search.study
+        if best is None:
+            print(f"{study.label}: every trial failed; nothing chosen.", file=sys.stderr)
+            continue
+        changed = {k: v for k, v in best.params.items() if v != study.defaults()[k]}
+        print(f"{study.label}: trial {best.number} of {n} chosen (validation {study.primary} {best.value:.4f}"
+              + (f"; {', '.join(f'{k}={v:g}' if isinstance(v, float) else f'{k}={v}' for k, v in changed.items())}"
+                 if changed else "; the defaults") + ")")
+    finals_report = report.finals
+    print(f"Done: {report.trained} trials trained, {report.reused} found finished; "
+          f"{sum(r.ok for r in finals_report.results)} chosen-configuration runs trained, "
+          f"{len(finals_report.skipped)} skipped as already finished, {len(finals_report.failures)} failed. "
+          f"See `bench leaderboard --suite {args.suite} --view both` and `bench plot tuning --suite {args.suite}`.")
+    print_failures(finals_report)
+    return 1 if finals_report.failures or report.failed_studies else 0
 
 
 # Below this predicted suite time, spawning worker processes (a few seconds each, to import
@@ -393,7 +562,7 @@ def stored_predictions(frame, runs_json: str | None, tracker) -> dict | None:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from .leaderboard import format_for, render, runs_frame
+    from .leaderboard import format_for, render, runs_frame, select_view
     from .publish import load_runs
     from .tracking import Tracker
 
@@ -416,7 +585,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     text = render(frame, fmt, suite, datasets=datasets, metrics=metrics, rank=args.rank, group=args.group,
                   allow_mixed_data=args.allow_mixed_data or args.allow_mixed,
                   allow_mixed_metrics=args.allow_mixed_metrics or args.allow_mixed, latest_data=args.latest_data,
-                  predictions=stored_predictions(frame, args.source, None if args.source else tracker))
+                  predictions=None if args.view == "both" else stored_predictions(
+                      # from MLflow only the shown view's predictions (not every trial's)
+                      frame if args.source else select_view(frame, args.view), args.source,
+                      None if args.source else tracker), view=args.view)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:
             fh.write(text)
@@ -469,7 +641,7 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "plugins": cmd_plugins, "leaderboard": cmd_leaderboard,
+COMMANDS = {"run": cmd_run, "tune": cmd_tune, "list": cmd_list, "plugins": cmd_plugins, "leaderboard": cmd_leaderboard,
             "plot": cmd_plot, "validate-plugin": cmd_validate_plugin, "publish": cmd_publish, "data": cmd_data}
 
 

@@ -24,14 +24,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from .comparisons import Comparisons, compare
-from .statistics import t_interval
 from tabulate import tabulate
 
+from .comparisons import Comparisons, compare
 from .errors import FuseBenchError
 from .robustness import HEADLINE, effective_robustness, key_target, parse_stress_key
 from .specs import KNOWN_FAMILIES
+from .statistics import t_interval
 from .tracking import TAG, Tracker
 
 # The effective-robustness reference (MultiBench): late fusion of the same dataset and seed.
@@ -46,6 +45,10 @@ IDENTITY_COLUMNS = ("run_id", "status", "mlflow_status", "method", "dataset", "s
                     "data_hash", "primary_metric", "higher_is_better", "metric_variants", "harness_version",
                     "git_sha", "torch_version", "versions", "epochs", "batch_size", "lr", "optimizer",
                     "weight_decay", "patience", "start_time", "error")
+# identity columns of the runs of `bench tune` (trials and tuned runs): present only in a frame that
+# holds such runs, so the frame (and the export) of a suite without them is what it always was
+TUNING_COLUMNS = ("view", "study", "trial", "n_trials", "tuned_params")
+VIEWS = ("default", "tuned", "both")
 
 
 def runs_frame(tracker: Tracker) -> pd.DataFrame:
@@ -60,11 +63,13 @@ def runs_frame(tracker: Tracker) -> pd.DataFrame:
             rows.append({"run_id": "", "status": "missing", "mlflow_status": "", "method": planned["method"],
                          "dataset": planned["dataset"], "seed": int(planned["seed"]), "family": planned["family"],
                          "spec_hash": planned["spec_hash"], "start_time": planned["start_time"],
-                         "error": "planned, but its bench run stopped before starting it"})
+                         "error": "planned, but its bench run stopped before starting it",
+                         **({"view": planned["view"]} if planned.get("view") else {})})
     if not rows:
         return pd.DataFrame(columns=list(IDENTITY_COLUMNS))
     frame = pd.DataFrame(rows)
-    return frame.assign(**{c: None for c in IDENTITY_COLUMNS if c not in frame})
+    tuning = [c for c in TUNING_COLUMNS if "view" in frame and c not in frame]
+    return frame.assign(**{c: None for c in (*IDENTITY_COLUMNS, *tuning) if c not in frame})
 
 
 def _run_row(run: Any) -> dict[str, Any]:
@@ -96,8 +101,62 @@ def _run_row(run: Any) -> dict[str, Any]:
         "start_time": run.info.start_time,
         "error": tags.get(f"{TAG}.error"),
     }
+    if f"{TAG}.view" in tags:  # a trial or tuned run of `bench tune`
+        row.update({"view": tags[f"{TAG}.view"], "study": tags.get(f"{TAG}.study"),
+                    "trial": int(tags.get(f"{TAG}.trial", -1)),
+                    "n_trials": int(tags[f"{TAG}.n_trials"]) if f"{TAG}.n_trials" in tags else None,
+                    "tuned_params": tags.get(f"{TAG}.tuned_params")})
     row.update(run.data.metrics)
     return row
+
+
+def view_of(frame: pd.DataFrame) -> pd.Series:
+    """Each row's view: ``default`` (bench run), ``trial`` or ``tuned`` (bench tune)."""
+    if "view" not in frame:
+        return pd.Series("default", index=frame.index, dtype=object)
+    return frame["view"].where(frame["view"].notna(), "default")
+
+
+def tuned_selection(frame: pd.DataFrame) -> pd.DataFrame:
+    """The tuned runs shown: per dataset and method, those of its newest search (study and
+    number of trials), so two searches of one method never average into one cell."""
+    tuned = frame[view_of(frame) == "tuned"]
+    if tuned.empty:
+        return tuned
+    newest = tuned.sort_values("start_time", kind="stable").groupby(["dataset", "method"])[["study", "n_trials"]].last()
+    keys = [tuple(newest.loc[(d, m)]) for d, m in zip(tuned["dataset"], tuned["method"], strict=True)]
+    mine = [(s, n) == k for s, n, k in zip(tuned["study"], tuned["n_trials"], keys, strict=True)]
+    return tuned[mine]
+
+
+def select_view(frame: pd.DataFrame, view: str = "default") -> pd.DataFrame:
+    """The runs of one view: ``default`` (everything ``bench run`` recorded; trials and tuned runs
+    left out) or ``tuned`` (the chosen configurations of each method's newest search)."""
+    if view not in ("default", "tuned"):
+        raise FuseBenchError(f"--view must be one of {', '.join(VIEWS)}, got {view!r}.")
+    if frame.empty or "view" not in frame:
+        return frame if view == "default" else frame.iloc[0:0]
+    return frame[view_of(frame) == "default"] if view == "default" else tuned_selection(frame)
+
+
+def tuning_compute(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and method, what its shown search cost: trials and their summed wall seconds
+    (latest attempt of each trial, failed ones included: they were paid for)."""
+    columns = ["dataset", "method", "trials", "trial_seconds", "n_trials"]
+    tuned = tuned_selection(frame)
+    if tuned.empty:
+        return pd.DataFrame(columns=columns)
+    trials = frame[view_of(frame) == "trial"]
+    trials = trials[trials["status"] != "missing"].sort_values("start_time", kind="stable")
+    trials = trials.drop_duplicates("spec_hash", keep="last")
+    rows = []
+    for (dataset, method), part in tuned.groupby(["dataset", "method"], sort=True):
+        study, n = part["study"].iloc[0], int(part["n_trials"].iloc[0])
+        mine = trials[(trials["study"] == study) & (trials["trial"].astype(float) < n)]
+        seconds = pd.to_numeric(mine.get("info/wall_time_s", pd.Series(dtype=float)), errors="coerce")
+        rows.append({"dataset": dataset, "method": method, "trials": int(mine["trial"].nunique()),
+                     "trial_seconds": float(seconds.sum()), "n_trials": n})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _family_order(family: str) -> tuple[int, str]:
@@ -332,13 +391,13 @@ def _analysis_long(frame: pd.DataFrame, datasets: Sequence[str] | None = None,
 # -- the board -------------------------------------------------------------------------------
 
 RANK_DEFINITIONS = {
-    "mean-rank": ("Mean rank ↓", "Mean rank: on each dataset (its first shown metric, direction respected) "
+    "mean-rank": ("Mean rank ↓", ("Mean rank: on each dataset (its first shown metric, direction respected) "
                   "methods are ranked 1 = best by their mean over seeds, ties sharing the average rank; a "
                   "method's mean rank averages these over the datasets it has a finished result on "
-                  "(k/N: ranked on only k of N datasets)."),
-    "borda": ("Borda ↑", "Borda count: on each dataset (its first shown metric, direction respected) a method "
+                  "(k/N: ranked on only k of N datasets).")),
+    "borda": ("Borda ↑", ("Borda count: on each dataset (its first shown metric, direction respected) a method "
               "scores one point per method it beats and half a point per tie (N ranked methods: N - "
-              "average rank); points are summed over datasets, so a missing dataset scores 0."),
+              "average rank); points are summed over datasets, so a missing dataset scores 0.")),
 }
 
 
@@ -356,6 +415,9 @@ class Board:
     group: bool = False
     metrics: dict[str, list[str]] = field(default_factory=dict)
     comparisons: Comparisons = field(default_factory=Comparisons)
+    view: str = "default"
+    # tuned view: per dataset and method, the trials and trial seconds its search spent
+    compute: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _budget(row: pd.Series) -> str:
@@ -393,9 +455,9 @@ def _provenance(suite: str, frame: pd.DataFrame, done: pd.DataFrame, failures: p
         variants[dataset] = sorted({f"{p} (primary); variants {v or p}" for p, v in (_variants(r) for _, r in part.iterrows())})
     return {
         "suite": suite,
-        "finished_runs": int(len(done)),
-        "attempted_runs": int(len(frame)),
-        "failed_or_missing": int(len(failures)),
+        "finished_runs": len(done),
+        "attempted_runs": len(frame),
+        "failed_or_missing": len(failures),
         "seeds": sorted({int(s) for s in done["seed"]}),
         "budget": _budgets(done),
         "versions": {k: sorted(v) for k, v in sorted(versions.items())},
@@ -461,12 +523,15 @@ def _ranking(long: pd.DataFrame, metrics: Mapping[str, Sequence[str]], rank: str
 def build_board(frame: pd.DataFrame, suite: str = "default", datasets: Sequence[str] | None = None,
                 metrics: Sequence[str] | None = None, rank: str = "mean-rank", group: bool = False,
                 allow_mixed_data: bool = False, allow_mixed_metrics: bool = False,
-                latest_data: bool = False, predictions: Mapping[str, Any] | None = None) -> Board:
+                latest_data: bool = False, predictions: Mapping[str, Any] | None = None,
+                view: str = "default") -> Board:
     """The pure core: a runs frame (from MLflow or a stored export) -> a :class:`Board`.
-    ``predictions`` (run_id -> stored predictions) enable the significance marks."""
+    ``predictions`` (run_id -> stored predictions) enable the significance marks; ``view``
+    picks the default runs or the tuned ones (``bench tune``; with a tuning-compute column)."""
     if rank not in RANKINGS:
         raise FuseBenchError(f"--rank must be one of {', '.join(RANKINGS)}, got {rank!r}.")
-    frame = canonical(frame)
+    compute = tuning_compute(frame) if view == "tuned" and not frame.empty else pd.DataFrame()
+    frame = canonical(select_view(frame, view))
     if not frame.empty:
         frame = frame[frame["dataset"].notna()]
     known = sorted(set(frame["dataset"])) if not frame.empty else []
@@ -512,9 +577,12 @@ def build_board(frame: pd.DataFrame, suite: str = "default", datasets: Sequence[
     failures = _failures(frame, wanted) if not frame.empty else pd.DataFrame(
         columns=["family", "method", "dataset", "seed", "status", "error"])
     ranking = _ranking(long, chosen, rank)
-    provenance = _provenance(suite, frame, done, failures, chosen, rank) if not done.empty else {"suite": suite}
+    searched = done.drop(columns=["lr", "weight_decay"]) if view == "tuned" else done  # tuned per method
+    provenance = _provenance(suite, frame, searched, failures, chosen, rank) if not done.empty else {"suite": suite}
     comparisons = compare(done, long, chosen, predictions) if not done.empty else Comparisons()
-    return Board(suite, long, ranking, analysis, failures, provenance, rank, group, chosen, comparisons)
+    if not compute.empty:
+        compute = compute[compute["dataset"].isin(wanted)].reset_index(drop=True)
+    return Board(suite, long, ranking, analysis, failures, provenance, rank, group, chosen, comparisons, view, compute)
 
 
 # -- display tables ------------------------------------------------------------------------------
@@ -575,6 +643,8 @@ def wide_table(board: Board) -> pd.DataFrame:
     table = table.join(extra).reset_index()
     table["params"] = table["params"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
     table["train_s"] = table["train_s"].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
+    if not board.compute.empty:
+        table[COMPUTE_TITLE] = table["method"].map(compute_cells(board.compute))
     sort_key = [0] * len(table)
     if board.rank != "none" and not board.ranking.empty:
         values = dict(zip(board.ranking["method"], board.ranking["value"], strict=True))
@@ -598,6 +668,21 @@ def wide_table(board: Board) -> pd.DataFrame:
     table = table.rename(columns={"family": "Family", "method": "Method", "params": "Params",
                                   "train_s": "Train s (mean)"})
     return table.fillna("—")
+
+
+COMPUTE_TITLE = "Tuning compute"
+COMPUTE_NOTE = ("Tuning compute: the search behind the method's tuned cells, over the shown datasets: trials × mean "
+                "trial wall time = summed trial wall seconds (trials train on the tuning seed without stress tests "
+                "or EMAP; the same number of trials for every method)")
+
+
+def compute_cells(compute: pd.DataFrame) -> dict[str, str]:
+    """method -> 'trials × mean s = total s' summed over the datasets of ``compute``."""
+    out = {}
+    for method, part in compute.groupby("method", sort=True):
+        trials, seconds = int(part["trials"].sum()), float(part["trial_seconds"].sum())
+        out[method] = f"{trials} × {seconds / trials:.1f} s = {seconds:.0f} s" if trials else "—"
+    return out
 
 
 def best_cells(board: Board, table: pd.DataFrame) -> set[tuple[int, str]]:
@@ -655,7 +740,19 @@ def footer_items(board: Board) -> list[str]:
         f"metrics: {variants}",
         CELLS_NOTE + _significance_note(board),
     ] + ([UNDEFINED_NOTE] if "undefined" in board.long and (board.long["undefined"] > 0).any() else []) \
+      + ([tuned_note(board.compute), COMPUTE_NOTE] if board.view == "tuned" else []) \
       + [f"Warning: {w}" for w in board.comparisons.warnings]
+
+
+def tuned_note(compute: pd.DataFrame, budget_shown: bool = True) -> str:
+    """What a tuned cell is, with the number of trials of the searches shown."""
+    counts = sorted({int(n) for n in compute.get("n_trials", pd.Series(dtype=float)).dropna()})
+    trials = " or ".join(str(n) for n in counts) if counts else "the same number of"
+    return (f"Tuned: each method's configuration chosen from {trials} trials per dataset (bench tune; the same "
+            "number for every method and baseline, trial 0 = the defaults, learning rate and weight decay "
+            "searched with the method's own hyper-parameters), selected on the validation primary metric only and "
+            "retrained on the seeds above" + ("; the budget above omits the searched lr and weight_decay"
+                                              if budget_shown else ""))
 
 
 CELLS_NOTE = ("Cells: test-split metric, mean over seeds ± half-width of its 95% t interval over seeds (Student t, "
@@ -756,7 +853,7 @@ def _markdown_table(table: pd.DataFrame, bold: set[tuple[int, str]] = frozenset(
 
 def to_markdown(board: Board) -> str:
     main = wide_table(board)
-    md = _markdown_table  # noqa: E731
+    md = _markdown_table
     text = md(main, best_cells(board, main)) + "\n\n" + markdown_escape(" · ".join(footer_items(board)) + ".") + "\n"
     if _rank_note(board):
         text += "\n" + _rank_note(board) + "\n"
@@ -874,6 +971,9 @@ def results_table(board: Board) -> pd.DataFrame:
     if not board.ranking.empty:
         name = board.rank.replace("-", "_")
         long = long.merge(board.ranking[["method", "value"]].rename(columns={"value": name}), how="left", on="method")
+    if not board.compute.empty:
+        long = long.merge(board.compute[["dataset", "method", "trials", "trial_seconds"]], how="left",
+                          on=["dataset", "method"])
     order = long["family"].map(_family_order)
     return (long.assign(_o=order).sort_values(["_o", "method", "dataset", "metric"], kind="stable")
             .drop(columns="_o").reset_index(drop=True))
@@ -941,10 +1041,195 @@ def format_for(out: str | None, fmt: str | None) -> str:
     return "md"
 
 
+# -- default and tuned side by side (--view both) ------------------------------------------------
+
+@dataclass
+class ViewComparison:
+    """The default and the tuned leaderboard of one suite, side by side."""
+
+    suite: str
+    rows: pd.DataFrame     # method x dataset: both views' mean, interval, n and rank (numeric)
+    taus: pd.DataFrame     # dataset ("across datasets" last), tau, p, methods
+    compute: pd.DataFrame  # dataset, method, trials, trial_seconds, n_trials
+    footer: list[str]
+
+
+BOTH_CELLS_NOTE = ("Cells: test-split metric, mean over seeds ± half-width of its 95% t interval (as in the default "
+                   "table); rank: 1 = best on the dataset among the methods with both a default and a tuned result "
+                   "(ties share the average rank), default → tuned; mean rank over the datasets where the method is "
+                   "ranked")
+
+
+def _view_rank(part: pd.DataFrame, column: str) -> pd.Series:
+    higher = bool(part["higher_is_better"].iloc[0])
+    return part[column].rank(ascending=not higher, method="average")
+
+
+def _kendall(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    from scipy.stats import kendalltau
+
+    if len(x) < 2:
+        return float("nan"), float("nan")
+    result = kendalltau(x, y)
+    return float(result.statistic), float(result.pvalue)
+
+
+def compare_views(frame: pd.DataFrame, suite: str = "default", datasets: Sequence[str] | None = None,
+                  metrics: Sequence[str] | None = None, allow_mixed_data: bool = False,
+                  allow_mixed_metrics: bool = False, latest_data: bool = False, **_: Any) -> ViewComparison:
+    """Both views of a runs frame on the datasets that have default and tuned runs: scores and
+    ranks side by side, Kendall's tau between the two rankings per dataset and across datasets."""
+    def known(view: str) -> set[str]:
+        part = select_view(frame, view) if not frame.empty else frame
+        return set(part.loc[part["status"] == "finished", "dataset"]) if not part.empty else set()
+
+    tuned_sets, default_sets = known("tuned"), known("default")
+    if not tuned_sets:
+        raise FuseBenchError(f"No tuned runs in suite {suite!r}: run `bench tune` (same --suite) first, or use "
+                             "--view default.")
+    wanted = list(datasets) if datasets else sorted(tuned_sets & default_sets)
+    missing = sorted(set(wanted) - (tuned_sets & default_sets))
+    if missing or not wanted:
+        which = f"dataset(s) {', '.join(missing)} lack one of them" if missing else "no dataset has both"
+        raise FuseBenchError(
+            f"--view both needs default and tuned runs of the same datasets, and {which} (finished default runs: "
+            f"{', '.join(sorted(default_sets)) or 'none'}; tuned runs: {', '.join(sorted(tuned_sets))}). Run "
+            "`bench run` and `bench tune` with the same --datasets and --suite, or pass --datasets.")
+    options = {"datasets": wanted, "metrics": metrics, "rank": "none", "allow_mixed_data": allow_mixed_data,
+               "allow_mixed_metrics": allow_mixed_metrics, "latest_data": latest_data}
+    default, tuned = (build_board(frame, suite, view=view, **options) for view in ("default", "tuned"))
+    keys = ["family", "method", "dataset", "metric", "higher_is_better"]
+    values = ["mean", "ci_low", "ci_high", "n", "planned"]
+    rows = default.long[keys + values].merge(tuned.long[keys + values], how="outer", on=keys,
+                                             suffixes=("_default", "_tuned"))
+    rows = rows[[m == (tuned.metrics.get(d) or [m])[0] for d, m in zip(rows["dataset"], rows["metric"], strict=True)]]
+    rows = rows.assign(rank_default=np.nan, rank_tuned=np.nan).reset_index(drop=True)
+    taus = []
+    for dataset, part in rows.groupby("dataset", sort=True):
+        common = part[(part["n_default"] > 0) & (part["n_tuned"] > 0)].dropna(subset=["mean_default", "mean_tuned"])
+        if common.empty:
+            continue
+        rows.loc[common.index, "rank_default"] = _view_rank(common, "mean_default")
+        rows.loc[common.index, "rank_tuned"] = _view_rank(common, "mean_tuned")
+        tau, p = _kendall(rows.loc[common.index, "rank_default"], rows.loc[common.index, "rank_tuned"])
+        taus.append({"dataset": dataset, "tau": tau, "p": p, "methods": len(common)})
+    ranked = rows.dropna(subset=["rank_default"])
+    everywhere = ranked.groupby("method").filter(lambda g: len(g) == ranked["dataset"].nunique())
+    means = everywhere.groupby("method")[["rank_default", "rank_tuned"]].mean()
+    if ranked["dataset"].nunique() > 1:
+        tau, p = _kendall(means["rank_default"], means["rank_tuned"])
+        taus.append({"dataset": "across datasets", "tau": tau, "p": p, "methods": len(means)})
+    taus = pd.DataFrame(taus, columns=["dataset", "tau", "p", "methods"])
+    p_d, p_t = default.provenance, tuned.provenance
+    footer = [f"Suite {suite}",
+              (f"default: {p_d.get('finished_runs', 0)} finished runs, seeds {p_d.get('seeds', [])}, budget "
+               f"{'; '.join(p_d.get('budget', []))}"),
+              f"tuned: {p_t.get('finished_runs', 0)} finished runs, seeds {p_t.get('seeds', [])}",
+              tuned_note(tuned.compute, budget_shown=False), BOTH_CELLS_NOTE, kendall_note(taus), COMPUTE_NOTE]
+    return ViewComparison(suite, rows, taus, tuned.compute, footer)
+
+
+def kendall_note(taus: pd.DataFrame) -> str:
+    parts = []
+    for r in taus.itertuples(index=False):
+        where = (f"across datasets (mean ranks of the {r.methods} methods ranked on every shown dataset)"
+                 if r.dataset == "across datasets" else f"{r.dataset} ({r.methods} methods)")
+        value = "undefined" if math.isnan(r.tau) else f"τ = {r.tau:.2f} (p = {r.p:.3g})"
+        parts.append(f"{where}: {value}")
+    return ("Kendall's τ between the default and the tuned ranking (τ_b, scipy.stats.kendalltau; 1 = the same order, "
+            "p: two-sided test of no association): " + ("; ".join(parts) or "no dataset ranks two methods in both"))
+
+
+def _rank_text(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:g}"
+
+
+def both_table(comparison: ViewComparison) -> pd.DataFrame:
+    """Display rows: per dataset the default score, the tuned score and 'rank default → tuned';
+    then the mean ranks and the tuning compute; sorted by the tuned mean rank."""
+    rows = comparison.rows
+    if rows.empty:
+        return pd.DataFrame()
+    compute = compute_cells(comparison.compute) if not comparison.compute.empty else {}
+    titles = {}
+    for (dataset, metric), part in rows.groupby(["dataset", "metric"], sort=True):
+        titles[(dataset, metric)] = f"{dataset} ({metric} {_arrow(bool(part['higher_is_better'].iloc[0]))})"
+    table = []
+    for (family, method), part in rows.groupby(["family", "method"], sort=False):
+        row = {"Family": family, "Method": method}
+        for r in part.itertuples(index=False):
+            title = titles[(r.dataset, r.metric)]
+            for view in ("default", "tuned"):
+                mean, low, high = getattr(r, f"mean_{view}"), getattr(r, f"ci_low_{view}"), getattr(r, f"ci_high_{view}")
+                n, planned = getattr(r, f"n_{view}"), getattr(r, f"planned_{view}")
+                row[f"{title} {view}"] = ("—" if pd.isna(n) else
+                                          _main_cell(mean, (high - low) / 2, int(n), int(planned)))
+            row[f"{title} rank"] = f"{_rank_text(r.rank_default)} → {_rank_text(r.rank_tuned)}"
+        ranked = part.dropna(subset=["rank_default"])
+        row["Mean rank default"] = f"{ranked['rank_default'].mean():.2f}" if not ranked.empty else "—"
+        row["Mean rank tuned"] = f"{ranked['rank_tuned'].mean():.2f}" if not ranked.empty else "—"
+        row[COMPUTE_TITLE] = compute.get(method, "—")
+        row["_key"] = ranked["rank_tuned"].mean() if not ranked.empty else float("inf")
+        table.append(row)
+    order = [f"{t} {c}" for t in titles.values() for c in ("default", "tuned", "rank")]
+    table = pd.DataFrame(table).sort_values(["_key", "Method"], kind="stable").drop(columns="_key")
+    columns = ["Family", "Method", *order, "Mean rank default", "Mean rank tuned", COMPUTE_TITLE]
+    return table.reindex(columns=columns).fillna("—").reset_index(drop=True)
+
+
+def both_long(comparison: ViewComparison) -> pd.DataFrame:
+    """The numeric table behind --view both in CSV/JSON."""
+    long = comparison.rows.copy()
+    if not comparison.compute.empty:
+        long = long.merge(comparison.compute[["dataset", "method", "trials", "trial_seconds", "n_trials"]],
+                          how="left", on=["dataset", "method"])
+    order = long["family"].map(_family_order)
+    return (long.assign(_o=order).sort_values(["_o", "method", "dataset"], kind="stable").drop(columns="_o")
+            .reset_index(drop=True))
+
+
+def render_both(frame: pd.DataFrame, fmt: str = "md", suite: str = "default", **options: Any) -> str:
+    """``bench leaderboard --view both`` in one format."""
+    comparison = compare_views(frame, suite, **options)
+    table = both_table(comparison)
+    footer = " · ".join(comparison.footer) + "."
+    title = f"FuseBench default vs tuned: {suite}"
+    if fmt == "md":
+        return _markdown_table(table) + "\n\n" + markdown_escape(footer) + "\n"
+    if fmt == "latex":
+        return ("% FuseBench default vs tuned; needs \\usepackage{booktabs} and \\usepackage{graphicx}.\n"
+                + _latex_table(table, title) + "\n\\noindent{\\footnotesize " + latex_escape(footer) + "}\n")
+    if fmt == "html":
+        esc = _html.escape
+        return "\n".join(["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
+                          f"<title>{esc(title)}</title>", f"<style>\n{HTML_STYLE}\n</style>", "</head>", "<body>",
+                          f"<h1>{esc(title)}</h1>", _html_table(table), f'<p class="note">{esc(footer)}</p>',
+                          f"<script>\n{HTML_SCRIPT}\n</script>", "</body>", "</html>", ""])
+    long = both_long(comparison)
+    if fmt == "csv":
+        for column in long.columns:
+            if not pd.api.types.is_numeric_dtype(long[column]):
+                long[column] = long[column].map(csv_safe)
+        buffer = io.StringIO()
+        long.to_csv(buffer, index=False, lineterminator="\n")
+        return buffer.getvalue() + "".join(f"# {' '.join(str(csv_safe(i)).splitlines())}\n" for i in comparison.footer)
+    doc = {"view": "both", "suite": suite, "footer": comparison.footer, "kendall": _records(comparison.taus),
+           "results": _records(long)}
+    return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
 def render(frame: pd.DataFrame, fmt: str = "md", suite: str = "default", **options: Any) -> str:
-    """Render a runs frame (from MLflow or a stored export) in one format."""
-    board = build_board(frame, suite, **options)
+    """Render a runs frame (from MLflow or a stored export) in one format; ``view`` (default,
+    tuned, both) picks which runs (docs/tuning.md)."""
+    view = options.pop("view", "default")
+    if view not in VIEWS:
+        raise FuseBenchError(f"--view must be one of {', '.join(VIEWS)}, got {view!r}.")
+    if view == "both":
+        return render_both(frame, fmt, suite, **options)
+    board = build_board(frame, suite, view=view, **options)
     if board.long.empty or board.long["n"].sum() == 0 and board.failures.empty:
+        if view == "tuned":
+            return f"No tuned runs in suite {suite!r}. Run `bench tune` first.\n"
         return f"No finished runs in suite {suite!r}. Run `bench run` first.\n"
     return RENDERERS[fmt](board)
 

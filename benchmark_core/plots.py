@@ -44,6 +44,13 @@ def add_plot_parser(sub: Any) -> None:
                     help="draw from a stored result (bench publish) instead of MLflow")
     cd.add_argument("--datasets", default=None, help="comma list of datasets (default: all)")
     _add_tracking(cd)
+    tune = figures.add_parser("tuning", help="expected best validation score vs number of trials (bench tune), "
+                                             "per method, one panel per dataset")
+    tune.add_argument("--out", default="tuning.png", help="output file, .png or .svg (default: %(default)s)")
+    tune.add_argument("--from", dest="source", default=None, metavar="RUNS_JSON",
+                      help="draw from a stored result (bench publish --tuned) instead of MLflow")
+    tune.add_argument("--datasets", default=None, help="comma list of datasets (default: all with tuned runs)")
+    _add_tracking(tune)
 
 
 def robustness_curves(frame: Any, test: str = "noise", target: str = "all", metric: str | None = None,
@@ -170,7 +177,7 @@ def draw_time_vs_score(frame: Any, out: str | Path) -> Path | None:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from .errors import FuseBenchError
-    from .leaderboard import finished_runs, runs_frame
+    from .leaderboard import finished_runs, runs_frame, select_view
     from .tracking import Tracker
 
     if Path(args.out).suffix.lower() not in FORMATS:
@@ -181,9 +188,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise FuseBenchError("bench plot needs matplotlib: pip install 'fusebench[plot]'.") from None
     if args.figure == "cd":
         return _plot_cd(args)
+    if args.figure == "tuning":
+        return _plot_tuning(args)
     tracker = Tracker(args.tracking_uri, args.suite)
     if args.figure in ("emap", "time"):
-        done = finished_runs(runs_frame(tracker), args.allow_mixed_data)
+        done = finished_runs(select_view(runs_frame(tracker)), args.allow_mixed_data)
         draw = draw_score_vs_emap_gap if args.figure == "emap" else draw_time_vs_score
         path = draw(done, args.out) if not done.empty else None
         if path is None:
@@ -192,7 +201,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         print(f"Wrote {path}")
         return 0
     datasets = [d for d in (args.datasets or "").split(",") if d] or None
-    done = finished_runs(runs_frame(tracker), args.allow_mixed_data)
+    done = finished_runs(select_view(runs_frame(tracker)), args.allow_mixed_data)
     curves = robustness_curves(done, args.test, args.target, args.metric, datasets) if not done.empty else None
     if curves is None or curves.empty:
         raise FuseBenchError(
@@ -221,4 +230,69 @@ def _plot_cd(args: argparse.Namespace) -> int:
         why = result.reason if result is not None else "it needs at least two methods scored on two datasets"
         raise FuseBenchError(f"No critical-difference diagram for suite {suite!r}: {why}.")
     print(f"Wrote {path}")
+    return 0
+
+
+def tuning_curves(frame: Any, datasets: Sequence[str] | None = None) -> Any:
+    """Long table (dataset, family, method, metric, higher_is_better, n, expected): the expected
+    best validation score after n = 1 .. N trials (Dodge et al. 2019) of each method's search
+    shown in the tuned view (its newest study), from the stored trial scores."""
+    import pandas as pd
+
+    from .leaderboard import tuned_selection, view_of
+    from .tuning import expected_best_curve
+
+    columns = ["dataset", "family", "method", "metric", "higher_is_better", "n", "expected"]
+    if frame.empty or "view" not in frame:
+        return pd.DataFrame(columns=columns)
+    tuned = tuned_selection(frame)
+    trials = frame[(view_of(frame) == "trial") & (frame["status"] == "finished")]
+    trials = trials.sort_values("start_time", kind="stable").drop_duplicates("spec_hash", keep="last")
+    rows = []
+    for (dataset, method), part in tuned.groupby(["dataset", "method"], sort=True):
+        if datasets and dataset not in datasets:
+            continue
+        study, n_trials = part["study"].iloc[0], int(part["n_trials"].iloc[0])
+        metric, higher = str(part["primary_metric"].iloc[0]), bool(part["higher_is_better"].iloc[0])
+        mine = trials[(trials["study"] == study) & (trials["trial"].astype(float) < n_trials)]
+        scores = pd.to_numeric(mine.get(f"val/{metric}", pd.Series(dtype=float)), errors="coerce").dropna()
+        for n, value in enumerate(expected_best_curve(list(scores), higher), start=1):
+            rows.append({"dataset": dataset, "family": part["family"].iloc[0], "method": method,
+                         "metric": f"validation {metric}", "higher_is_better": higher, "n": n, "expected": value})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def draw_tuning(curves: Any, out: str | Path) -> Path:
+    """One panel per dataset, one line per method: expected best validation score vs trials."""
+
+    from matplotlib.ticker import MaxNLocator
+
+    def draw(ax, part):
+        for method, line in part.groupby("method", sort=True):
+            ax.plot(line["n"], line["expected"], marker="o", markersize=3, label=method)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("trials (n)")
+        ax.legend(fontsize=6, ncol=2)
+
+    return _save_dataset_panels(curves, out, 3.6, draw,
+                                metadata={"Software": None} if Path(out).suffix == ".png" else None)
+
+
+def _plot_tuning(args: argparse.Namespace) -> int:
+    """``bench plot tuning``: does the number of trials suffice? (flat curves: it does)."""
+    from .errors import FuseBenchError
+    from .leaderboard import runs_frame
+    from .publish import load_runs
+    from .tracking import Tracker
+
+    if args.source:
+        frame, suite = load_runs(args.source)
+    else:
+        frame, suite = runs_frame(Tracker(args.tracking_uri, args.suite)), args.suite
+    datasets = [d for d in (args.datasets or "").split(",") if d] or None
+    curves = tuning_curves(frame, datasets)
+    if curves.empty:
+        raise FuseBenchError(f"No tuning studies with tuned runs in suite {suite!r}"
+                             f"{' for ' + ','.join(datasets) if datasets else ''}; run `bench tune` first.")
+    print(f"Wrote {draw_tuning(curves, args.out)}")
     return 0

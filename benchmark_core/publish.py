@@ -33,6 +33,15 @@ TABLE_FILES = {"md": "leaderboard.md", "latex": "leaderboard.tex", "html": "lead
                "csv": "leaderboard.csv", "json": "leaderboard.json"}
 PLOT_FILES = {"robustness": "robustness.png", "emap": "score_vs_emap_gap.png", "time": "time_vs_score.png",
               "cd": "critical_difference.png"}
+# `bench publish --tuned`: the default and tuned tables side by side on a subset of the suite, from
+# their own stored result (default runs, trials and tuned runs of one suite), next to the files above.
+TUNED_RUNS = "tuned_runs.json"
+TUNED_FILES = {"md": "tuned.md", "csv": "tuned.csv", "json": "tuned.json"}
+TUNED_PLOT = "tuning.png"
+TUNED_SUITE = "published-tuned"
+# the embedded suite without mfeat, whose MulT runs are by far its most expensive (docs/tuning.md)
+TUNED_DATASETS = "synthetic-redundant,synthetic-unique,synthetic-mixed,synthetic-xor,basicmotions"
+TUNED_TRIALS = 8
 
 
 def _value(value: Any) -> Any:
@@ -49,11 +58,12 @@ def _value(value: Any) -> Any:
 
 def export_runs(frame: pd.DataFrame, path: str | Path, suite: str) -> Path:
     """Write a runs frame as the stored result (byte-stable for the same runs)."""
-    from .leaderboard import IDENTITY_COLUMNS, canonical
+    from .leaderboard import IDENTITY_COLUMNS, TUNING_COLUMNS, canonical
 
     frame = canonical(frame)
-    metrics = sorted(c for c in frame.columns if c not in IDENTITY_COLUMNS and not str(c).startswith(DROPPED_PREFIXES))
-    identity = [c for c in IDENTITY_COLUMNS if c in frame.columns]
+    named = (*IDENTITY_COLUMNS, *TUNING_COLUMNS)  # the tuning ones only in a suite with `bench tune` runs
+    metrics = sorted(c for c in frame.columns if c not in named and not str(c).startswith(DROPPED_PREFIXES))
+    identity = [c for c in named if c in frame.columns]
     columns = identity + metrics
     lines = []
     for row in frame[columns].itertuples(index=False):
@@ -71,7 +81,7 @@ def load_runs(path: str | Path) -> tuple[pd.DataFrame, str]:
     """(runs frame, suite name) of a stored result, as :func:`runs_frame` would have built it."""
     import pandas as pd
 
-    from .leaderboard import IDENTITY_COLUMNS
+    from .leaderboard import IDENTITY_COLUMNS, TUNING_COLUMNS
 
     path = Path(path)
     if not path.exists():
@@ -85,7 +95,7 @@ def load_runs(path: str | Path) -> tuple[pd.DataFrame, str]:
     for values in doc["runs"]:
         row = {}
         for name, value in zip(columns, values, strict=True):
-            if name in IDENTITY_COLUMNS:
+            if name in IDENTITY_COLUMNS or name in TUNING_COLUMNS:
                 row[name] = value
             elif value is not None:
                 row[name] = float(value)
@@ -151,15 +161,20 @@ def draw_board_cd(board: Any, out: str | Path) -> Path | None:
 
 def draw_all(frame: pd.DataFrame, out: str | Path) -> list[Path]:
     """The three published figures (skipping any the data cannot draw)."""
-    from .leaderboard import finished_runs
-    from .plots import draw_robustness, draw_score_vs_emap_gap, draw_time_vs_score, robustness_curves
+    from .leaderboard import finished_runs, select_view
+    from .plots import (
+        draw_robustness,
+        draw_score_vs_emap_gap,
+        draw_time_vs_score,
+        robustness_curves,
+    )
 
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         return []
     out = Path(out)
-    done = finished_runs(frame)
+    done = finished_runs(select_view(frame, "default"))
     written = []
     if done.empty:
         return written
@@ -204,11 +219,88 @@ def add_publish_parser(sub: Any) -> None:
                           "when the machine has 2+ cores)")
     pub.add_argument("--workers", type=int, default=None, help="process executor: worker processes")
     pub.add_argument("--seeds", default="0,1,2", help="seeds of the published suite (default: %(default)s)")
+    tuned = pub.add_argument_group("the tuned table (--tuned; docs/tuning.md)")
+    tuned.add_argument("--tuned", action="store_true",
+                       help=f"publish the default-vs-tuned table instead: bench run and bench tune on a subset into "
+                            f"suite {TUNED_SUITE}, stored as OUT/{TUNED_RUNS}, rendered as OUT/tuned.md/.csv/.json "
+                            f"and OUT/{TUNED_PLOT}")
+    tuned.add_argument("--trials", type=int, default=TUNED_TRIALS, help="--tuned: trials per method and dataset "
+                                                                          "(default: %(default)s)")
+    tuned.add_argument("--tune-seed", default=None, help="--tuned: bench tune's --tune-seed (default: its default)")
+    tuned.add_argument("--methods", default="all", help="--tuned: methods (default: %(default)s)")
+    tuned.add_argument("--datasets", default=TUNED_DATASETS, help="--tuned: datasets (default: %(default)s)")
     _add_tracking(pub)
-    pub.set_defaults(suite="published")
+    pub.set_defaults(suite=None)  # published, or published-tuned with --tuned
+
+
+def render_tuned(frame: pd.DataFrame, suite: str, out: str | Path, plots: bool = True) -> list[Path]:
+    """The tuned publication of a runs frame: --view both in every TUNED_FILES format, and the
+    expected-best-vs-trials plot."""
+    from .leaderboard import render
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt, name in TUNED_FILES.items():
+        (out / name).write_text(render(frame, fmt, suite, view="both"), encoding="utf-8")
+        written.append(out / name)
+    if plots:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            return written
+        from .plots import draw_tuning, tuning_curves
+
+        curves = tuning_curves(frame)
+        if not curves.empty:
+            written.append(draw_tuning(curves, out / TUNED_PLOT))
+    return written
+
+
+def _publish_tuned(args: argparse.Namespace) -> int:
+    """``bench publish --tuned``: default runs and a tuning sweep of a subset into one suite, exported
+    to OUT/tuned_runs.json and rendered from that file alone."""
+    import shlex
+    import sys
+
+    out, suite = Path(args.out), args.suite or TUNED_SUITE
+    source = args.source or (str(out / TUNED_RUNS) if args.render_only else None)
+    if source:
+        frame, suite = load_runs(source)
+        written = render_tuned(frame, suite, out, plots=not args.no_plots)
+        print("Rendered from " + source + ": " + ", ".join(str(p) for p in written))
+        return 0
+    from .cli import build_parser, cmd_run, cmd_tune
+    from .leaderboard import runs_frame
+    from .tracking import Tracker
+
+    code = 0
+    if not args.no_run:
+        common = ["--suite", suite, "--seeds", args.seeds, "--methods", args.methods, "--datasets", args.datasets]
+        for flag, value in (("--executor", args.executor), ("--tracking-uri", args.tracking_uri),
+                            ("--workers", args.workers)):
+            if value is not None:
+                common += [flag, str(value)]
+        code = cmd_run(build_parser().parse_args(["run", *common]))
+        tune = ["tune", *common, "--trials", str(args.trials)]
+        if args.tune_seed is not None:
+            tune += ["--tune-seed", str(args.tune_seed)]
+        code = max(code, cmd_tune(build_parser().parse_args(tune)))
+    tracker = Tracker(args.tracking_uri, suite)
+    stored = export_runs(runs_frame(tracker), out / TUNED_RUNS, suite)
+    frame, suite = load_runs(stored)  # render from the stored file, never from MLflow
+    written = render_tuned(frame, suite, out, plots=not args.no_plots)
+    print(f"Stored {stored} ({stored.stat().st_size / 1e6:.2f} MB); wrote " + ", ".join(str(p) for p in written))
+    if not args.no_log:
+        run_id = log_to_mlflow(tracker, [stored, *written], "bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+        print(f"Logged them to MLflow run {run_id} (experiment fusebench/{suite}).")
+    return code
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
+    if args.tuned:
+        return _publish_tuned(args)
+    args.suite = args.suite or "published"
     out = Path(args.out)
     source = args.source or (str(out / "runs.json") if args.render_only else None)
     if source:

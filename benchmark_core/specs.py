@@ -176,6 +176,159 @@ class TaskSpec(_Spec):
         raise KeyError(name)
 
 
+# -- search spaces (``bench tune``) ------------------------------------------------------------
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class Float(_Spec):
+    """A real hyper-parameter in [low, high]; ``log=True`` samples it on a log scale (low > 0)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not (_number(self.low) and _number(self.high)) or not self.low < self.high:
+            raise SpecError(f"Float({self.low!r}, {self.high!r}): low and high must be finite numbers with "
+                            "low < high")
+        if self.log and self.low <= 0:
+            raise SpecError(f"Float({self.low!r}, {self.high!r}, log=True): a log scale needs low > 0")
+        object.__setattr__(self, "low", float(self.low))
+        object.__setattr__(self, "high", float(self.high))
+
+    def contains(self, value: Any) -> bool:
+        return _number(value) and self.low <= value <= self.high
+
+    def value(self, value: Any) -> float:
+        return float(value)
+
+    def describe(self) -> str:
+        return f"float in [{self.low:g}, {self.high:g}]" + (" (log scale)" if self.log else "")
+
+
+@dataclass(frozen=True)
+class Int(_Spec):
+    """An integer hyper-parameter in [low, high] (both included); ``log=True``: log scale (low >= 1)."""
+
+    low: int
+    high: int
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (self.low, self.high))
+        if not whole or not self.low < self.high:
+            raise SpecError(f"Int({self.low!r}, {self.high!r}): low and high must be integers with low < high")
+        if self.log and self.low < 1:
+            raise SpecError(f"Int({self.low!r}, {self.high!r}, log=True): a log scale needs low >= 1")
+
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
+
+    def value(self, value: Any) -> int:
+        return int(value)
+
+    def describe(self) -> str:
+        return f"integer in [{self.low}, {self.high}]" + (" (log scale)" if self.log else "")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as hyper-parameter values: True is not 1 (Python says it is), 1 is 1.0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    return type(a) is type(b) and a == b or (_number(a) and _number(b) and a == b)
+
+
+@dataclass(frozen=True)
+class Choice(_Spec):
+    """One of ``options`` (JSON scalars: str, int, float, bool or None), unordered to the sampler."""
+
+    options: tuple[Any, ...]
+
+    def __post_init__(self) -> None:
+        options = self.options
+        if isinstance(options, (str, bytes)) or not isinstance(options, (tuple, list)) or not options:
+            raise SpecError(f"Choice({options!r}): options must be a non-empty tuple, e.g. Choice((16, 32, 64))")
+        for option in options:
+            if option is not None and not isinstance(option, (str, int, float, bool)) or (
+                    isinstance(option, float) and not math.isfinite(option)):
+                raise SpecError(f"Choice({options!r}): option {option!r} is not a JSON scalar (str, int, "
+                                "finite float, bool or None)")
+        if any(isinstance(o, bool) for o in options) and not all(isinstance(o, bool) for o in options):
+            raise SpecError(f"Choice({options!r}): do not mix True/False with other options (Python counts "
+                            "True as 1); use (False, True) or numbers")
+        for i, option in enumerate(options):
+            if any(_same(option, other) for other in options[:i]):
+                raise SpecError(f"Choice({options!r}): option {option!r} is listed twice")
+        object.__setattr__(self, "options", tuple(options))
+
+    def contains(self, value: Any) -> bool:
+        return any(_same(value, option) for option in self.options)
+
+    def value(self, value: Any) -> Any:
+        """The option equal to ``value`` (so 0 becomes the listed 0.0)."""
+        return next(option for option in self.options if _same(value, option))
+
+    def describe(self) -> str:
+        return "one of " + ", ".join(json.dumps(o) for o in self.options)
+
+
+Param = Float | Int | Choice
+
+# The hyper-parameters every method is tuned over, with one range for all (equal budgets): the
+# optimiser's learning rate and weight decay (Budget fields) and the shared encoders' width and
+# dropout (hyper-parameters every built-in reads).  Weight decay is a choice so that 0, the
+# default, is a value the sampler can return (a log scale cannot hold 0).
+SHARED_SPACE: dict[str, Param] = {
+    "lr": Float(1e-4, 1e-2, log=True),
+    "weight_decay": Choice((0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2)),
+    "dropout": Float(0.0, 0.5),
+    "hidden": Choice((16, 32, 64, 128)),
+}
+# Shared knobs that are Budget fields; the others are hyper-parameters (``hparams``).
+BUDGET_KNOBS = ("lr", "weight_decay")
+
+
+@dataclass(frozen=True)
+class SearchSpace(_Spec):
+    """What ``bench tune`` searches for one method: the shared knobs (:data:`SHARED_SPACE`) minus
+    ``exclude`` (shared knobs the method does not read), plus ``params``, the method's own
+    hyper-parameters (each a key of its ``defaults``, the default inside the range).
+
+    ``MethodSpec(search_space={...})`` is short for ``SearchSpace(params={...})``.
+    """
+
+    params: Mapping[str, Param] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.params, Mapping):
+            raise SpecError(f"search space params must be a dict name -> Float/Int/Choice, got {self.params!r}")
+        for name, param in self.params.items():
+            if not isinstance(param, (Float, Int, Choice)):
+                raise SpecError(f"search space parameter {name!r} must be Float(low, high), Int(low, high) or "
+                                f"Choice(options), got {param!r}")
+            if name in SHARED_SPACE:
+                raise SpecError(f"search space parameter {name!r} is a shared knob: every method is tuned over "
+                                f"the same {name} range ({SHARED_SPACE[name].describe()}); leave it out of params "
+                                f"(or put it in exclude if the method does not use it)")
+        if isinstance(self.exclude, str) or not isinstance(self.exclude, (tuple, list)):
+            raise SpecError(f"search space exclude must be a tuple of shared knob names, got {self.exclude!r}")
+        unknown = sorted(set(self.exclude) - set(SHARED_SPACE))
+        if unknown:
+            raise SpecError(f"search space exclude names {unknown}, which are not shared knobs; the shared knobs "
+                            f"are {', '.join(SHARED_SPACE)}")
+        object.__setattr__(self, "params", dict(sorted(self.params.items())))
+        object.__setattr__(self, "exclude", tuple(sorted(set(self.exclude))))
+
+    def effective(self) -> dict[str, Param]:
+        """The whole space searched: shared knobs (fixed order) not excluded, then the method's own."""
+        shared = {k: v for k, v in SHARED_SPACE.items() if k not in self.exclude}
+        return {**shared, **self.params}
+
+
 @dataclass(frozen=True)
 class MethodSpec(_Spec):
     """A fusion method.  ``build(task, hparams)`` returns a ``benchmark_core.models.FusionModel``.
@@ -201,6 +354,9 @@ class MethodSpec(_Spec):
     # ``--methods`` accepts them, case-insensitively, and the registry resolves them to
     # ``name`` before planning, so runs record one name and the leaderboard has one row.
     aliases: tuple[str, ...] = ()
+    # What ``bench tune`` searches (SearchSpace; a plain dict is its ``params``).  Left out: the
+    # shared knobs only (learning rate, weight decay, dropout, hidden), which every method gets.
+    search_space: SearchSpace | Mapping[str, Param] = field(default_factory=SearchSpace)
 
     def __post_init__(self) -> None:
         _check_name("method", self.name)
@@ -214,6 +370,27 @@ class MethodSpec(_Spec):
             json.dumps(self.defaults)
         except TypeError as exc:
             raise SpecError(f"method {self.name!r}: defaults must be JSON-serialisable ({exc})") from exc
+        object.__setattr__(self, "search_space", self._checked_space())
+
+    def _checked_space(self) -> SearchSpace:
+        """The search space, each own parameter a hyper-parameter of ``defaults`` whose default
+        lies inside its range (trial 0 of a study is the default configuration)."""
+        space = self.search_space
+        try:
+            if not isinstance(space, SearchSpace):
+                space = SearchSpace(params=space)
+        except SpecError as exc:
+            raise SpecError(f"method {self.name!r}: {exc}") from None
+        for name, param in space.params.items():
+            if name not in self.defaults:
+                raise SpecError(f"method {self.name!r}: search space parameter {name!r} is not one of its "
+                                f"hyper-parameters (defaults: {', '.join(sorted(self.defaults)) or 'none'}); "
+                                "add it to defaults or remove it from search_space")
+            if not param.contains(self.defaults[name]):
+                raise SpecError(f"method {self.name!r}: the default {name}={self.defaults[name]!r} is outside its "
+                                f"search space ({param.describe()}); trial 0 of every study is the default "
+                                "configuration, so widen the range or change the default")
+        return space
 
     def supports(self, task: TaskSpec) -> str | None:
         """Return None if the method can run on ``task``, else the reason it cannot."""
@@ -465,11 +642,22 @@ class RunSpec(_Spec):
     evaluation: Mapping[str, Any] = field(default_factory=dict)
     versions: Mapping[str, str] = field(default_factory=dict)
     data_hash: str = ""
+    # ``bench tune`` only: a trial records its study and number ({"role": "trial", "study", "trial"}),
+    # a tuned run the study that chose its configuration ({"role": "tuned", "study", "space",
+    # "n_trials", "sampler", "tune_seed", "trial", "params"}).  Empty for every other run, and then
+    # left out of the canonical JSON, so untuned runs keep the spec_hash they always had.
+    tuning: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
-        for name in ("hparams", "dataset_options", "evaluation", "versions"):
+        for name in ("hparams", "dataset_options", "evaluation", "versions", "tuning"):
             object.__setattr__(self, name, dict(sorted(getattr(self, name).items())))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = _jsonable(self)
+        if not self.tuning:
+            del data["tuning"]
+        return data
 
     @property
     def spec_hash(self) -> str:
@@ -478,7 +666,10 @@ class RunSpec(_Spec):
 
     @property
     def label(self) -> str:
-        return f"{self.method}/{self.dataset}/seed{self.seed}"
+        role = self.tuning.get("role")
+        if role == "trial":
+            return f"{self.method}/{self.dataset}/trial{self.tuning.get('trial')}"
+        return f"{self.method}/{self.dataset}/seed{self.seed}" + ("/tuned" if role == "tuned" else "")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:

@@ -77,6 +77,8 @@ class Tracker:
 
         self.uri = tracking_uri or default_tracking_uri()
         self.suite = suite
+        self._parent_tags: dict[str, str] = {}
+        self._studies: dict[str, str] = {}  # study hash -> its run (parent of its trials and tuned runs)
         check_store(self.uri)
         try:
             ensure_sqlite_store(self.uri, self._artifact_location())
@@ -84,7 +86,7 @@ class Tracker:
             self.experiment_id = self._ensure_experiment(experiment_name(suite))
         except FuseBenchError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any backend failure means the store is unusable
+        except Exception as exc:
             raise FuseBenchError(
                 f"Cannot use the MLflow tracking URI {self.uri!r}: {type(exc).__name__}: {exc}. "
                 "Point --tracking-uri (or MLFLOW_TRACKING_URI) at a writable sqlite:///path.db or a "
@@ -106,7 +108,7 @@ class Tracker:
             return existing.experiment_id
         try:
             return self.client.create_experiment(name, artifact_location=self._artifact_location())
-        except Exception:  # noqa: BLE001 - another driver created it a moment ago
+        except Exception:
             existing = self.client.get_experiment_by_name(name)
             if existing is None:
                 raise
@@ -120,9 +122,64 @@ class Tracker:
             run_name=f"bench run {time.strftime('%Y-%m-%d %H:%M:%S')}",
             tags={f"{TAG}.kind": "parent", f"{TAG}.command": command[:5000],
                   f"{TAG}.driver_host": socket.gethostname(), f"{TAG}.driver_pid": str(os.getpid()),
-                  **(tags or {})},
+                  **self._parent_tags, **(tags or {})},
         )
         return run.info.run_id
+
+    @contextmanager
+    def tagged_parents(self, tags: Mapping[str, str]) -> Iterator[None]:
+        """Parent runs started inside get ``tags`` too (``bench tune`` marks its trial rounds, so
+        their plans never count as missing runs of the default leaderboard)."""
+        before = self._parent_tags
+        self._parent_tags = {**before, **tags}
+        try:
+            yield
+        finally:
+            self._parent_tags = before
+
+    # -- tuning studies (bench tune) ---------------------------------------------------------
+
+    def open_study(self, record: Mapping[str, Any], n_trials: int) -> str:
+        """The MLflow run of a tuning study (created, or reopened by a resumed search): the parent
+        of its trial runs and of the runs of its chosen configuration.  Params: the study's
+        identity (space, sampler, seeds); it is RUNNING while a driver searches it."""
+        study = str(record["study"])
+        found = self._search(f"tags.`{TAG}.kind` = 'study' and tags.`{TAG}.study` = '{study}'")
+        tags = {f"{TAG}.driver_host": socket.gethostname(), f"{TAG}.driver_pid": str(os.getpid()),
+                f"{TAG}.n_trials": str(n_trials)}
+        if found:
+            run_id = found[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+            self._log_batch(run_id, tags=tags)
+        else:
+            run = self.client.create_run(
+                self.experiment_id, run_name=f"study {record['method']}/{record['dataset']}",
+                tags={f"{TAG}.kind": "study", f"{TAG}.study": study, f"{TAG}.method": str(record["method"]),
+                      f"{TAG}.dataset": str(record["dataset"]), **tags})
+            run_id = run.info.run_id
+            params: dict[str, str] = {}
+            _flatten("", {k: v for k, v in record.items() if k != "space"}, params)
+            params["space"] = json.dumps(record["space"], sort_keys=True)
+            self._log_batch(run_id, params=params)
+        self._studies[study] = run_id
+        return run_id
+
+    def close_study(self, run_id: str, summary: Mapping[str, Any], status: str = "FINISHED") -> None:
+        """Store the search (``study.json``: every trial, its parameters and score, the choice)
+        and end the study run."""
+        self.client.log_dict(run_id, dict(summary), "study.json")
+        chosen = summary.get("chosen_trial")
+        tags = {f"{TAG}.chosen_trial": "none" if chosen is None else str(chosen),
+                f"{TAG}.chosen_params": json.dumps(summary.get("chosen_params"), sort_keys=True)[:5000]}
+        self._log_batch(run_id, tags=tags)
+        self.end_run(run_id, status)
+
+    def finished_trials(self) -> dict[str, dict[str, float]]:
+        """spec_hash -> metrics of every finished trial run of the suite (what a resumed search
+        tells its sampler instead of training again)."""
+        runs = self._search(f"tags.`{TAG}.kind` = 'child' and tags.`{TAG}.view` = 'trial' "
+                            "and attributes.status = 'FINISHED'")
+        return {r.data.tags.get(f"{TAG}.spec_hash"): dict(r.data.metrics) for r in runs}
 
     def recover_interrupted(self) -> list[str]:
         """Close runs left RUNNING by a driver that was killed (SIGKILL, power loss) or that
@@ -135,7 +192,9 @@ class Tracker:
         tell whether they still run.  Returns the labels of the children that were closed.
         """
         closed = []
-        for parent in self._search(f"tags.`{TAG}.kind` = 'parent' and attributes.status = 'RUNNING'"):
+        parents = [run for kind in ("parent", "study")  # a tuning study parents its trial runs
+                   for run in self._search(f"tags.`{TAG}.kind` = '{kind}' and attributes.status = 'RUNNING'")]
+        for parent in parents:
             tags = parent.data.tags
             if tags.get(f"{TAG}.driver_host") != socket.gethostname():
                 continue
@@ -185,12 +244,21 @@ class Tracker:
             f"{TAG}.status": "running",
         }
         tags.update({f"{TAG}.version.{k}": v for k, v in spec.versions.items()})
+        tuning = dict(getattr(spec, "tuning", {}) or {})
+        if tuning:  # a trial or a tuned run of `bench tune`: a child of its study's run
+            tags.update({f"{TAG}.view": str(tuning["role"]), f"{TAG}.study": str(tuning["study"]),
+                         f"{TAG}.trial": str(tuning["trial"])})
+            if tuning["role"] == "tuned":
+                tags.update({f"{TAG}.n_trials": str(tuning["n_trials"]),
+                             f"{TAG}.tuned_params": json.dumps(tuning["params"], sort_keys=True)[:5000]})
+            tags["mlflow.parentRunId"] = self._studies.get(str(tuning["study"]), parent_id)
         run = self.client.create_run(self.experiment_id, run_name=spec.label, tags=tags)
         run_id = run.info.run_id
         params: dict[str, str] = {}
         _flatten("", {"method": spec.method, "dataset": spec.dataset, "seed": spec.seed,
                       "budget": spec.budget.to_dict(), "hparams": spec.hparams,
-                      "dataset_options": spec.dataset_options, "evaluation": spec.evaluation}, params)
+                      "dataset_options": spec.dataset_options, "evaluation": spec.evaluation,
+                      **({"tuning": tuning} if tuning else {})}, params)
         self._log_batch(run_id, params=params)
         self.client.log_dict(run_id, spec.to_dict(), "spec.json")
         return run_id
@@ -247,10 +315,11 @@ class Tracker:
             run_id = parent.info.run_id
             if PLAN_ARTIFACT not in {a.path for a in self.client.list_artifacts(run_id)}:
                 continue  # a parent of an older FuseBench, or a publish run
-            with tempfile.TemporaryDirectory(prefix="fusebench-plan-") as folder, _no_progress_bar():
-                with open(self.client.download_artifacts(run_id, PLAN_ARTIFACT, folder), encoding="utf-8") as fh:
-                    runs = json.load(fh).get("runs", [])
-            out += [{**run, "start_time": parent.info.start_time} for run in runs]
+            with tempfile.TemporaryDirectory(prefix="fusebench-plan-") as folder, _no_progress_bar(), \
+                    open(self.client.download_artifacts(run_id, PLAN_ARTIFACT, folder), encoding="utf-8") as fh:
+                runs = json.load(fh).get("runs", [])
+            view = parent.data.tags.get(f"{TAG}.view")  # bench tune's trial rounds and chosen runs
+            out += [{**run, "start_time": parent.info.start_time, **({"view": view} if view else {})} for run in runs]
         return out
 
     def load_predictions(self, run_id: str) -> Predictions | None:

@@ -38,15 +38,29 @@ from benchmark_core.datadir import ENV_VAR as DATA_DIR_ENV_VAR
 from benchmark_core.datadir import data_dirs, data_path
 from benchmark_core.errors import DataError, FuseBenchError
 from benchmark_core.hookspecs import PROJECT as ENTRY_POINT_GROUP
-from benchmark_core.models import COMMON_DEFAULTS, FusionModel, Output, RepresentationFusion
+from benchmark_core.models import (
+    COMMON_DEFAULTS,
+    FusionModel,
+    Output,
+    RepresentationFusion,
+)
 from benchmark_core.runner import RunResult, execute
-from benchmark_core.specs import KNOWN_FAMILIES, SpecError
+from benchmark_core.specs import (
+    KNOWN_FAMILIES,
+    SHARED_SPACE,
+    Choice,
+    Float,
+    Int,
+    SearchSpace,
+    SpecError,
+)
 
 __all__ = [
-    "COMMON_DEFAULTS", "DATA_DIR_ENV_VAR", "ENTRY_POINT_GROUP", "KNOWN_FAMILIES",
-    "Batch", "Budget", "DataError", "DatasetSpec", "ExecutorSpec", "FuseBenchError", "FusionModel",
+    "COMMON_DEFAULTS", "DATA_DIR_ENV_VAR", "ENTRY_POINT_GROUP", "KNOWN_FAMILIES", "SHARED_SPACE",
+    "Batch", "Budget", "Choice", "DataError", "DatasetSpec", "ExecutorSpec", "Float", "FuseBenchError",
+    "FusionModel", "Int",
     "MethodSpec", "MetricSpec", "ModalitySpec", "Output", "RepresentationFusion", "RunResult", "RunSpec",
-    "SpecError", "StressSpec", "TargetSpec", "TaskSpec",
+    "SearchSpace", "SpecError", "StressSpec", "TargetSpec", "TaskSpec",
     "__version__", "data_dirs", "data_path", "dataset_from_arrays", "execute", "hookimpl",
     "label_feature", "make_features", "modality_feature",
 ]

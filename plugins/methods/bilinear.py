@@ -16,6 +16,7 @@ from torch import nn
 
 from benchmark_core import MethodSpec, hookimpl
 from benchmark_core.models import RepresentationFusion
+from benchmark_core.specs import Choice
 
 
 class BilinearFusion(nn.Module):
@@ -43,6 +44,7 @@ def register_methods(register):
     register(MethodSpec(
         name="bilinear", family="bilinear", build=build,
         defaults={"bilinear_dim": 0},
+        search_space={"bilinear_dim": Choice((0, 8, 16, 32, 64))},
         reference="Tenenbaum & Freeman, Separating Style and Content with Bilinear Models, "
                   "Neural Computation 2000; MultiBench MultiplicativeInteractions2Modal (Liang et al., 2021)",
         description="Pairwise bilinear forms + linear terms of the unimodal encodings -> MLP head "

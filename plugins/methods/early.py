@@ -30,7 +30,7 @@ def resample_rows(x: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
     low = pos.floor().long().clamp(max=x.shape[1] - 1)
     high = (low + 1).clamp(max=(lengths - 1)[:, None])
     frac = (pos - low.to(x.dtype)).unsqueeze(-1)
-    take = lambda idx: x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))  # noqa: E731
+    take = lambda idx: x.gather(1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
     out = take(low) * (1 - frac) + take(high) * frac
     return out * (grid < targets[:, None]).unsqueeze(-1)
 

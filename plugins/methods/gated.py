@@ -15,6 +15,7 @@ from torch import nn
 
 from benchmark_core import MethodSpec, hookimpl
 from benchmark_core.models import RepresentationFusion
+from benchmark_core.specs import Choice
 
 from .common import project_each
 
@@ -47,6 +48,7 @@ def register_methods(register):
         name="gmu", family="gated", build=build,
         aliases=("gated",),  # its family, the name peer tables use
         defaults={"gmu_dim": 0},
+        search_space={"gmu_dim": Choice((0, 16, 32, 64, 128))},
         reference="Arevalo et al., Gated Multimodal Units for Information Fusion, ICLR workshop 2017",
         description="Per-unit softmax gates over modalities weight tanh-projected encodings -> MLP head.",
         min_modalities=2,

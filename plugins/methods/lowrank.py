@@ -20,6 +20,7 @@ from torch import nn
 
 from benchmark_core import MethodSpec, hookimpl
 from benchmark_core.models import RepresentationFusion
+from benchmark_core.specs import Choice, Int
 
 from .common import prepend_one
 
@@ -58,6 +59,7 @@ def register_methods(register):
         name="lmf", family="low-rank", build=build,
         aliases=("low_rank", "low-rank", "lowranktensorfusion"),  # MultiBench's LowRankTensorFusion
         defaults={"rank": 4, "lmf_dim": 0, "rank_weights": False},
+        search_space={"rank": Int(1, 16, log=True), "rank_weights": Choice((False, True))},
         reference="Liu, Shen et al., Efficient Low-rank Multimodal Fusion with Modality-Specific "
                   "Factors, ACL 2018",
         description="Rank-R factorised TFN: sum_r prod_m <[1; z_m], F_m[r]> -> MLP head "

@@ -25,6 +25,7 @@ from benchmark_core import MethodSpec, ModalitySpec, TaskSpec, hookimpl
 from benchmark_core.data import Batch
 from benchmark_core.encoders import UnimodalEncoders, make_encoder, mlp_head
 from benchmark_core.models import FusionModel, Output
+from benchmark_core.specs import Float
 
 from .common import pick_modality
 
@@ -100,6 +101,7 @@ def register_methods(register):
     register(MethodSpec(
         name="mag", family="modality-shift", build=MAG,
         defaults={"primary": "", "beta_shift": 1.0},
+        search_space={"beta_shift": Float(0.1, 4.0, log=True)},
         reference="Rahman et al., Integrating Multimodal Information in Large Pretrained Transformers, "
                   "ACL 2020 (Multimodal Adaptation Gate)",
         description="Primary modality's steps shifted by gated displacements from the other "

@@ -38,6 +38,7 @@ from benchmark_core import MethodSpec, ModalitySpec, TaskSpec, hookimpl
 from benchmark_core.data import Batch
 from benchmark_core.encoders import UnimodalEncoders, mlp_head
 from benchmark_core.models import FusionModel, Output
+from benchmark_core.specs import Choice, Float
 
 from .common import project_each
 
@@ -154,6 +155,8 @@ def register_methods(register):
     register(MethodSpec(
         name="mfm", family="factorized", build=MFM,
         defaults={"code_dim": 0, "lambda_recon": 0.5, "lambda_mmd": 100.0, "surrogate_weight": 1.0},
+        search_space={"code_dim": Choice((0, 16, 32, 64)), "lambda_recon": Float(0.05, 5.0, log=True),
+                      "lambda_mmd": Float(1.0, 1000.0, log=True)},
         reference="Tsai, Liang et al., Learning Factorized Multimodal Representations, ICLR 2019",
         description="Discriminative z_y + modality-specific z_m codes, reconstruction + MMD "
                     "(kernel exp(-|x-y|^2/D^2)); surrogate inference for missing modalities.",

@@ -42,6 +42,7 @@ from benchmark_core import MethodSpec, TaskSpec, hookimpl
 from benchmark_core.data import Batch
 from benchmark_core.encoders import UnimodalEncoders
 from benchmark_core.models import FusionModel, Output
+from benchmark_core.specs import Choice, Float
 
 ENTROPY_EPS = 1e-4
 
@@ -191,6 +192,8 @@ def register_methods(register):
     register(MethodSpec(
         name="mmim", family="infomax", build=MMIM,
         defaults={"fusion_dim": 128, "cpc_weight": 0.1, "mi_weight": 0.1, "lld_exact": True},
+        search_space={"fusion_dim": Choice((32, 64, 128, 256)), "cpc_weight": Float(0.01, 1.0, log=True),
+                      "mi_weight": Float(0.01, 1.0, log=True)},
         reference="Han, Chen, Poria, Improving Multimodal Fusion with Hierarchical Mutual "
                   "Information Maximization for Multimodal Sentiment Analysis, EMNLP 2021",
         description="tanh-MLP fusion + CPC(fusion -> each modality) + Barber-Agakov bound "

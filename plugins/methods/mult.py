@@ -51,6 +51,7 @@ from benchmark_core.attention import GroupLayerNorm, GroupLinear, group_attentio
 from benchmark_core.data import Batch
 from benchmark_core.encoders import last_valid
 from benchmark_core.models import FusionModel, Output
+from benchmark_core.specs import Float, Int, SearchSpace
 
 from .common import as_sequence, causal_mask, pick_modality, sinusoidal_positions
 
@@ -146,8 +147,8 @@ class MulT(FusionModel):
         self.text_dropout = nn.Dropout(hp["embed_dropout"])
         self.project = nn.ModuleDict({
             m.name: nn.Identity() if m.dim == d else nn.Linear(m.dim, d, bias=False) for m in task.modalities})
-        options = dict(relu_dropout=hp["relu_dropout"], res_dropout=hp["res_dropout"],
-                       embed_dropout=hp["embed_dropout"])
+        options = {"relu_dropout": hp["relu_dropout"], "res_dropout": hp["res_dropout"],
+                       "embed_dropout": hp["embed_dropout"]}
         self.causal = bool(hp["causal_mask"])
         source_dropout = source_attn_dropouts(self.modalities, self.text, hp)
         # directed pairs, target-major: each target's M-1 sources are contiguous, in task order
@@ -208,6 +209,10 @@ def register_methods(register):
         defaults={"mult_dim": 30, "heads": 5, "layers": 5, "attn_dropout": 0.1, "attn_dropout_a": 0.0,
                   "attn_dropout_v": 0.0, "relu_dropout": 0.1, "res_dropout": 0.1, "embed_dropout": 0.25,
                   "out_dropout": 0.0, "text_modality": 0, "causal_mask": False},
+        # MulT reads neither the shared width nor the shared dropout: its own dropouts and depth are
+        # searched instead (mult_dim stays 30, a multiple of the 5 heads)
+        search_space=SearchSpace(params={f"{name}_dropout": Float(0.0, 0.5) for name in (
+            "embed", "attn", "relu", "res", "out")} | {"layers": Int(1, 5)}, exclude=("hidden", "dropout")),
         reference="Tsai, Bai et al., Multimodal Transformer for Unaligned Multimodal Language "
                   "Sequences, ACL 2019",
         description="Crossmodal transformers for all directed modality pairs -> per-target "

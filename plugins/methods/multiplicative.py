@@ -13,6 +13,7 @@ from torch import nn
 
 from benchmark_core import MethodSpec, hookimpl
 from benchmark_core.models import RepresentationFusion
+from benchmark_core.specs import Choice
 
 from .common import project_each
 
@@ -37,6 +38,7 @@ def register_methods(register):
     register(MethodSpec(
         name="multiplicative", family="multiplicative", build=build,
         defaults={"product_dim": 0},
+        search_space={"product_dim": Choice((0, 16, 32, 64, 128))},
         reference="Jayakumar et al., Multiplicative Interactions and Where to Find Them, ICLR 2020",
         description="Element-wise product of affinely projected unimodal encodings -> MLP head "
                     "(product_dim 0 = hidden).",

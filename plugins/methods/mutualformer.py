@@ -39,6 +39,7 @@ from benchmark_core.attention import GroupLinear
 from benchmark_core.data import Batch
 from benchmark_core.encoders import mlp_head
 from benchmark_core.models import FusionModel, Output
+from benchmark_core.specs import Float, Int
 
 from .common import as_sequence
 
@@ -100,7 +101,7 @@ class CrossDiffusionAttention(nn.Module):
 
     def forward(self, xs: torch.Tensor, fused: torch.Tensor) -> torch.Tensor:
         """xs: (M, B, N, C) modality tokens, fused: (B, N, C)."""
-        n_mod, b, n, c = xs.shape
+        n_mod, b, n, _c = xs.shape
         attn, values = self.split(self.qkv(xs))  # (M, B, H, N, N), (M, B, H, N, c)
         cross = cross_diffusion(attn[self.receiver], attn[self.sender], self.alpha)
         mixed = (self.attn_dropout(cross) @ values[self.sender]).unflatten(0, (n_mod, n_mod - 1)).mean(dim=1)
@@ -156,6 +157,7 @@ def register_methods(register):
     register(MethodSpec(
         name="mutualformer", family="diffusion-attention", build=MutualFormer,
         defaults={"tokens": 4, "heads": 4, "layers": 2, "diffusion_alpha": 0.6},
+        search_space={"tokens": Int(2, 8), "layers": Int(1, 3), "diffusion_alpha": Float(0.1, 0.9)},
         reference="Wang, Jiang et al., MutualFormer: Multi-modal Representation Learning via "
                   "Cross-Diffusion Attention, IJCV 2024 (arXiv 2112.01177)",
         description="Per-modality tokens; self-attention + cross-diffusion attention between "

@@ -12,6 +12,7 @@ from torch import nn
 
 from benchmark_core import MethodSpec, hookimpl
 from benchmark_core.models import RepresentationFusion
+from benchmark_core.specs import Choice, Int
 
 
 class ConcatMLP(nn.Module):
@@ -38,6 +39,7 @@ def register_methods(register):
     register(MethodSpec(
         name="nonlinear", family="nonlinear", build=build,
         defaults={"mlp_layers": 1, "mlp_dim": 0},
+        search_space={"mlp_layers": Int(1, 3), "mlp_dim": Choice((0, 32, 64, 128, 256))},
         reference="Intermediate fusion by an MLP on concatenated encodings; "
                   "Baltrusaitis et al., Multimodal Machine Learning: A Survey and Taxonomy, TPAMI 2019",
         description="Concatenate unimodal encodings -> ReLU MLP (mlp_layers) -> MLP head.",

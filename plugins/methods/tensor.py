@@ -14,6 +14,7 @@ from torch import nn
 
 from benchmark_core import MethodSpec, hookimpl
 from benchmark_core.models import RepresentationFusion
+from benchmark_core.specs import Choice
 
 from .common import prepend_one, project_each
 
@@ -28,7 +29,7 @@ def outer_with_ones(reps: list[torch.Tensor]) -> torch.Tensor:
 
 
 def auto_tensor_dim(n_modalities: int, hidden: int, max_fused_dim: int) -> int:
-    dim = max(1, int(round(max_fused_dim ** (1.0 / n_modalities))) - 1)
+    dim = max(1, round(max_fused_dim ** (1.0 / n_modalities)) - 1)
     while dim > 1 and (dim + 1) ** n_modalities > max_fused_dim:
         dim -= 1
     return min(hidden, dim)
@@ -56,6 +57,8 @@ def register_methods(register):
         name="tensor", family="tensor", build=build,
         aliases=("tfn", "tensor_fusion", "tensorfusion"),  # the paper / MMSA, MultiBench's TensorFusion
         defaults={"tensor_dim": 0, "max_fused_dim": 4096},
+        # the fused width cap, not tensor_dim: a fixed per-modality width explodes with 3+ modalities
+        search_space={"max_fused_dim": Choice((1024, 4096, 16384))},
         reference="Zadeh et al., Tensor Fusion Network for Multimodal Sentiment Analysis, EMNLP 2017",
         description="Outer product of [1; z_m] over modalities -> MLP head.",
     ))

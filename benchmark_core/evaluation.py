@@ -7,10 +7,10 @@ them off (``{"stress": False}``) or tunes them:
 * ``stress_tests``: names (list or comma string) of the registered stress tests to run
   (default: all);
 * ``emap_samples``: EMAP on a seeded random subset of that many test samples (default: all);
-* ``emap_partners``: force Monte-Carlo EMAP with that many partners per sample
-  (default: exact while the grid is small enough, else adaptive, see ``benchmark_core.emap``);
-* ``emap_target_se``: the standard error and drift adaptive Monte Carlo aims at (0.01);
-* ``emap_max_evals``: its evaluation budget (default ``emap.MAX_EVALS``/``IDENTITY_MAX_EVALS``).
+* ``emap_partners``: 0 forces exact EMAP, K > 0 Monte Carlo with K partners per sample
+  (default: chosen by cost for the precision target, see ``benchmark_core.emap.next_step``);
+* ``emap_target_se``: the standard error and drift of the primary metric aimed at (0.01);
+* ``emap_max_evals``: the evaluation budget (default ``emap.MAX_EVALS``/``IDENTITY_MAX_EVALS``).
 """
 
 from __future__ import annotations
@@ -18,14 +18,11 @@ from __future__ import annotations
 import weakref
 
 from .data import Batch
-from .emap import EmapResult, emap, encode_split
+from .emap import TARGET_SE, EmapResult, emap, encode_split
 from .models import FusionModel
-from .robustness import drop
+from .robustness import drop, subset_design
 from .runner import EVALUATORS, EvaluationContext
 from .stress import run_grid, score, summarise
-
-# Monte-Carlo EMAP adds partners until the primary metric's standard error and drift are at most this.
-EMAP_TARGET_SE = 0.01
 
 # model -> (data hash, encoded clean test split), shared by both evaluators of one run
 _ENCODED: weakref.WeakKeyDictionary[FusionModel, tuple[str, Batch]] = weakref.WeakKeyDictionary()
@@ -50,9 +47,9 @@ def _selected_tests(ctx: EvaluationContext) -> list:
 def evaluate_stress(ctx: EvaluationContext) -> dict[str, float]:
     """Every condition of every selected stress test, plus the per-run robustness summaries."""
     specs = _selected_tests(ctx)
-    results = run_grid(ctx.model, ctx.data, specs, ctx.seeds.streams["stress"], ctx.metrics,
-                       ctx.spec.budget.device, clean_encoding(ctx))
-    results.update(summarise(results, ctx.clean, ctx.metrics, specs))
+    seed, names = ctx.seeds.streams["stress"], ctx.data.task.modality_names
+    results = run_grid(ctx.model, ctx.data, specs, seed, ctx.metrics, ctx.spec.budget.device, clean_encoding(ctx))
+    results.update(summarise(results, ctx.clean, ctx.metrics, specs, subset_design(len(names), seed), names))
     return results
 
 
@@ -60,24 +57,22 @@ def evaluate_emap(ctx: EvaluationContext) -> dict[str, float]:
     """``emap/<metric>`` (metric of the projection), ``emap/gap/<metric>`` (how much worse the
     projection is than the model on the same samples; > 0: the model uses interactions),
     ``emap/gap_se/<metric>`` (Monte-Carlo standard error of both; 0 when exact) and
-    ``emap/gap_drift/<metric>`` (whole estimate vs its halves).  Partners double until the
-    primary metric's standard error and drift are both at most ``emap_target_se`` (default
-    0.01) or the evaluation budget is spent; ``emap/se_reached`` records which."""
+    ``emap/gap_drift/<metric>`` (whole estimate vs its halves).  Exact or Monte Carlo is
+    chosen by cost for the target ``emap_target_se`` (default 0.01) on the primary metric's
+    standard error and drift (``emap.next_step``); ``emap/exact`` records which ran,
+    ``emap/se_reached`` whether the target was met (always, when exact)."""
     options = ctx.spec.evaluation
     primary = ctx.primary if ctx.primary in ctx.metrics else next(iter(ctx.metrics))
-    target = float(options.get("emap_target_se", EMAP_TARGET_SE))
+    target = float(options.get("emap_target_se", TARGET_SE))
 
     def precision(result: EmapResult, name: str) -> tuple[float, float]:
         rows, spec = ctx.data.test.y[result.index], {name: ctx.metrics[name]}
         return result.precision(lambda projection: score(projection.float(), rows, spec)[name])
 
-    def converged(result: EmapResult) -> bool:
-        se, drift = precision(result, primary)
-        return not (se > target or drift > target)  # NaN (undefined metric): more partners cannot help
-
     result = emap(ctx.model, ctx.data.test, generator=ctx.seeds.generator("emap"),
                   samples=options.get("emap_samples"), partners=options.get("emap_partners"),
-                  device=ctx.spec.budget.device, encoded=clean_encoding(ctx), converged=converged,
+                  device=ctx.spec.budget.device, encoded=clean_encoding(ctx),
+                  precision=lambda r: precision(r, primary), target_se=target,
                   max_evals=options.get("emap_max_evals"))
     y = ctx.data.test.y[result.index]
     projected = score(result.projection.float(), y, ctx.metrics)
@@ -86,9 +81,10 @@ def evaluate_emap(ctx: EvaluationContext) -> dict[str, float]:
     for name, spec in ctx.metrics.items():
         out[f"emap/gap/{name}"] = drop(model[name], projected[name], spec.higher_is_better)
         out[f"emap/gap_se/{name}"], out[f"emap/gap_drift/{name}"] = precision(result, name)
+    se, drift = out[f"emap/gap_se/{primary}"], out[f"emap/gap_drift/{primary}"]
     out.update({"emap/n_samples": float(result.index.numel()), "emap/n_partners": float(result.partners),
-                "emap/evaluations": float(result.evaluations),
-                "emap/se_reached": float(converged(result))})
+                "emap/exact": float(result.exact), "emap/evaluations": float(result.evaluations),
+                "emap/se_reached": float(not (se > target or drift > target))})
     return out
 
 

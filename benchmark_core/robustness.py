@@ -6,14 +6,20 @@ late-fusion curve of the same dataset and seed after shifting both to start at t
 clean score, so a method is not credited for robustness it owes to a higher clean score.
 Definitions, MultiBench's formulas and the test vectors: docs/stress.md, "Robustness summaries".
 
+The missing-modality subset design (which of the 2^M - 2 subsets are removed, and how the
+mean over them is estimated when they are sampled) lives here as well, so the plugin that
+lists the conditions and the engine that summarises them share one definition.
+
 The metric keys of stress results (``stress/<test>/<target>/<level>/<metric>``) are named and
 parsed here too, free of torch, so the leaderboard and plots can read them without importing it.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 
@@ -119,3 +125,100 @@ def curve(metrics: Mapping[str, float], test: str, target: str, metric: str,
             points[parsed[2]] = float(value)
     levels = sorted(points)
     return levels, [points[level] for level in levels]
+
+
+# -- the missing-modality subset design ----------------------------------------------------------
+
+# Every subset is evaluated up to this many modalities (M = 8: 254 subsets); above it, every
+# leave-one-out and keep-one subset plus a seeded sample of SAMPLE_FACTOR * M^2 of the others.
+FULL_GRID_MAX_MODALITIES = 8
+SAMPLE_FACTOR = 3
+
+
+@dataclass(frozen=True)
+class SubsetDesign:
+    """Which modality subsets the ``missing`` test removes (indices into the task's modality
+    order, each sorted; ordered by size, then lexicographically) and how to average over them.
+
+    ``sampled`` of them were drawn at random from the subsets of sizes 2 .. M - 2 (0: every
+    subset is evaluated).  Sizes 1 (leave one out) and M - 1 (keep one) are always complete,
+    so the Horvitz-Thompson weight of a subset is 1, or rest / sampled for a drawn one.
+    """
+
+    modalities: int
+    subsets: tuple[tuple[int, ...], ...]
+    sampled: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every subset that removes at least one modality and keeps at least one: 2^M - 2."""
+        return 2 ** self.modalities - 2
+
+    @property
+    def rest(self) -> int:
+        """The subsets of sizes 2 .. M - 2, the stratum a sample is drawn from."""
+        return self.total - len(self.subsets) + self.sampled
+
+    @property
+    def full(self) -> bool:
+        return len(self.subsets) == self.total
+
+    @property
+    def name(self) -> str:
+        return "full" if self.full else "sampled"
+
+    def weight(self, subset: tuple[int, ...]) -> float:
+        m = self.modalities
+        return 1.0 if self.full or len(subset) in (1, m - 1) else self.rest / self.sampled
+
+    def targets(self, names: Sequence[str]) -> list[str]:
+        """The subsets as condition targets (``a+b``), in design order."""
+        if len(names) != self.modalities:
+            raise ValueError(f"the design is for {self.modalities} modalities, got {len(names)} names")
+        return ["+".join(names[i] for i in subset) for subset in self.subsets]
+
+
+def subset_design(modalities: int, seed: int = 0, full_max: int = FULL_GRID_MAX_MODALITIES,
+                  factor: int = SAMPLE_FACTOR) -> SubsetDesign:
+    """The full grid for M <= ``full_max``; above it every leave-one-out and keep-one subset
+    plus min(rest, factor * M^2) subsets drawn uniformly without replacement from the rest.
+
+    The draw depends only on ``seed`` (the run's stress seed) and M, never on the model, so
+    every method of a seed is scored on the same subsets.  Bits are drawn per modality
+    (rejection of sizes 0, 1, M - 1, M and repeats), so nothing of size 2^M is enumerated.
+    """
+    m = modalities
+    if m <= full_max:
+        return SubsetDesign(m, tuple(s for size in range(1, m) for s in combinations(range(m), size)))
+    fixed = [(i,) for i in range(m)] + [tuple(j for j in range(m) if j != i) for i in range(m)]
+    rest = 2 ** m - 2 - len(fixed)
+    wanted = min(rest, factor * m * m)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(b"missing-subsets"), m]))
+    chosen: dict[tuple[int, ...], None] = {}
+    while len(chosen) < wanted:
+        for row in rng.integers(0, 2, size=(2 * wanted, m), dtype=np.int8).astype(bool):
+            if 2 <= row.sum() <= m - 2:
+                chosen.setdefault(tuple(int(i) for i in np.flatnonzero(row)), None)
+                if len(chosen) == wanted:
+                    break
+    subsets = sorted([*fixed, *chosen], key=lambda s: (len(s), s))
+    return SubsetDesign(m, tuple(subsets), wanted)
+
+
+def design_mean(design: SubsetDesign, scores: Sequence[float]) -> tuple[float, float]:
+    """(estimate, standard error) of the mean score over all 2^M - 2 subsets from the scores
+    of ``design.subsets`` (same order).  Full grid: the plain mean, error 0.  Sampled: the
+    Horvitz-Thompson (stratified) estimate, the certain strata with weight 1 and the sample
+    with weight rest / sampled, and its standard error under sampling without replacement,
+    (rest / total) * sqrt((1 - sampled / rest) * s^2 / sampled), s^2 the sample variance."""
+    a = np.asarray(scores, dtype=np.float64)
+    if len(a) != len(design.subsets):
+        raise ValueError(f"{len(a)} scores for a design of {len(design.subsets)} subsets")
+    if design.full:
+        return float(a.mean()), 0.0
+    weights = np.array([design.weight(s) for s in design.subsets])
+    estimate = float((weights * a).sum() / design.total)
+    drawn = a[[len(s) not in (1, design.modalities - 1) for s in design.subsets]]
+    k, rest = design.sampled, design.rest
+    var = float(drawn.var(ddof=1)) if k > 1 else 0.0
+    return estimate, float(rest / design.total * np.sqrt(max(0.0, 1 - k / rest) * var / k))

@@ -11,6 +11,7 @@ encodings of the rest, then runs ``fuse`` on large batches.
 
 from __future__ import annotations
 
+import inspect
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -18,9 +19,20 @@ import numpy as np
 import torch
 
 from .data import Batch, DatasetTensors
-from .emap import ENCODE_CHUNK, cat_batches, encode_batch, fuse_batch, rows
+from .emap import ENCODE_CHUNK, cat_batches, encode_batch, eval_mode, fuse_batch, rows
 from .models import FusionModel
-from .robustness import HEADLINE, Condition, area_under_curve, curve, parse_stress_key, worst_drop
+from .robustness import (
+    HEADLINE,
+    Condition,
+    SubsetDesign,
+    area_under_curve,
+    curve,
+    design_mean,
+    key_target,
+    parse_stress_key,
+    stress_key,
+    worst_drop,
+)
 from .specs import MetricSpec, StressSpec
 
 
@@ -44,9 +56,23 @@ def corrupt(spec: StressSpec, batch: Batch, condition: Condition, stress_seed: i
     return spec.apply(batch, condition.target, condition.level, generator, stats)
 
 
-def grid(specs: Iterable[StressSpec], task) -> list[tuple[StressSpec, Condition]]:
+def conditions_of(spec: StressSpec, task, seed: int) -> list[tuple[str, float]]:
+    """``spec.conditions(task, seed=...)`` for a test whose conditions are a seeded design (its
+    ``conditions`` takes a ``seed`` parameter, like the built-in ``missing`` above eight
+    modalities), else ``spec.conditions(task)``.  ``seed`` is the run's stress seed, so the
+    design is the same for every method of a seed."""
+    try:
+        params = inspect.signature(spec.conditions).parameters.values()
+    except (TypeError, ValueError):
+        params = ()
+    if any(p.name == "seed" or p.kind is p.VAR_KEYWORD for p in params):
+        return list(spec.conditions(task, seed=seed))
+    return list(spec.conditions(task))
+
+
+def grid(specs: Iterable[StressSpec], task, seed: int = 0) -> list[tuple[StressSpec, Condition]]:
     return [(spec, Condition(spec.name, target, float(level)))
-            for spec in specs for target, level in spec.conditions(task)]
+            for spec in specs for target, level in conditions_of(spec, task, seed)]
 
 
 # -- evaluation with encoder reuse -------------------------------------------------------------
@@ -64,7 +90,7 @@ def _encodes_identity(model: FusionModel) -> bool:
 def _encode_some(model: FusionModel, batch: Batch, changed: Sequence[str], device: str) -> Batch:
     """Encode only ``changed`` modalities: the others get a one-row stand-in whose encoding
     is discarded (valid because ``encode`` treats modalities independently)."""
-    model.eval()
+    eval_mode(model)
     parts = []
     for start in range(0, batch.size, ENCODE_CHUNK):
         chunk, stub = rows(batch, start, start + ENCODE_CHUNK), rows(batch, start, start + 1)
@@ -169,7 +195,7 @@ def run_grid(model: FusionModel, data: DatasetTensors, specs: Iterable[StressSpe
     stats = data.feature_std()
     evaluator = GridEvaluator(model, clean, device, clean_encoded)
     results: dict[str, float] = {}
-    cells = grid(specs, data.task)
+    cells = grid(specs, data.task, stress_seed)
     singles: dict[str, dict[float, list[str]]] = {}
     for spec, c in cells:
         if c.target in clean.x:
@@ -179,8 +205,8 @@ def run_grid(model: FusionModel, data: DatasetTensors, specs: Iterable[StressSpe
         if modalities is None:
             pred = evaluator.predict(corrupt(spec, clean, condition, stress_seed, stats))
         else:  # each modality corrupted alone, with its own generator (used right here)
-            pred = evaluator.predict_union(condition, modalities, lambda m: corrupt(  # noqa: B023
-                spec, clean, Condition(condition.test, m, condition.level), stress_seed, stats))
+            pred = evaluator.predict_union(condition, modalities, lambda m, spec=spec, c=condition: corrupt(
+                spec, clean, Condition(c.test, m, c.level), stress_seed, stats))
         for name, value in score(pred, data.test.y, metrics).items():
             results[f"{condition.key}/{name}"] = value
     return results
@@ -189,14 +215,21 @@ def run_grid(model: FusionModel, data: DatasetTensors, specs: Iterable[StressSpe
 # -- per-run summaries -------------------------------------------------------------------------
 
 def summarise(results: Mapping[str, float], clean: Mapping[str, float],
-              metrics: Mapping[str, MetricSpec], specs: Iterable[StressSpec]) -> dict[str, float]:
+              metrics: Mapping[str, MetricSpec], specs: Iterable[StressSpec],
+              design: SubsetDesign | None = None, names: Sequence[str] = ()) -> dict[str, float]:
     """``robustness/*`` keys from a run's stress results.
 
     * ``robustness/<test>/<target>/relative/<metric>``: area under each severity curve
       (clean score at level 0), divided by the level range;
     * ``robustness/relative/<metric>``: the same for the headline curve (noise on all);
     * ``robustness/missing/mean/<metric>`` and ``robustness/missing/worst_drop/<metric>``:
-      mean score over every missing-modality subset and the largest drop from clean.
+      mean score over every missing-modality subset and the largest drop from clean.  When
+      the results hold exactly the subsets of a sampled ``design`` (over modalities
+      ``names``), the mean is its design-weighted estimate of the mean over all 2^M - 2
+      subsets, with ``robustness/missing/mean_se/<metric>``, its sampling standard error;
+      the worst drop is then over the evaluated subsets;
+    * with a ``design``: ``robustness/missing/n_subsets`` (evaluated), ``n_sampled`` (of which
+      drawn at random; 0 = the full grid) and ``n_total`` (2^M - 2).
     """
     curve_tests = {spec.name for spec in specs if spec.curve}
     targets: dict[str, set[str]] = {}
@@ -204,6 +237,10 @@ def summarise(results: Mapping[str, float], clean: Mapping[str, float],
         parsed = parse_stress_key(key)
         if parsed:
             targets.setdefault(parsed[0], set()).add(parsed[1])
+    designed = None
+    if design is not None and not design.full and targets.get("missing") == {
+            key_target(t) for t in design.targets(names)}:
+        designed = design.targets(names)
     out: dict[str, float] = {}
     for name, spec in metrics.items():
         for test in sorted(curve_tests & set(targets)):
@@ -216,7 +253,17 @@ def summarise(results: Mapping[str, float], clean: Mapping[str, float],
         missing = [v for k, v in results.items()
                    if (p := parse_stress_key(k)) and p[0] == "missing" and p[3] == name]
         if missing:
-            out[f"robustness/missing/mean/{name}"] = float(np.mean(missing))
+            if designed is not None:
+                ordered = [results[stress_key("missing", t, 1.0, name)] for t in designed]
+                mean, se = design_mean(design, ordered)
+                out[f"robustness/missing/mean_se/{name}"] = se
+            else:
+                mean = float(np.mean(missing))
+            out[f"robustness/missing/mean/{name}"] = mean
             out[f"robustness/missing/worst_drop/{name}"] = worst_drop(clean[name], missing,
                                                                       spec.higher_is_better)
+    if design is not None and "missing" in targets:  # the design, in the run record
+        out.update({"robustness/missing/n_subsets": float(len(targets["missing"])),
+                    "robustness/missing/n_sampled": float(design.sampled if designed is not None else 0),
+                    "robustness/missing/n_total": float(design.total)})
     return out

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from itertools import combinations
 
 import torch
 
 from benchmark_core import StressSpec, TaskSpec, hookimpl
 from benchmark_core.data import Batch
+from benchmark_core.robustness import subset_design
 
 LEVELS = tuple(round(0.1 * i, 1) for i in range(1, 11))  # 0.1 ... 1.0
 TIMEDROP_LEVELS = (0.2, 0.4, 0.6, 0.8, 1.0)  # coarser: each level re-encodes whole sequences
@@ -29,12 +29,13 @@ def targeted(target: str, candidates: tuple[str, ...]) -> tuple[str, ...]:
 
 # -- missing -----------------------------------------------------------------------------------
 
-def missing_conditions(task: TaskSpec) -> list[tuple[str, float]]:
-    """Every non-empty subset of modalities that leaves at least one modality present."""
+def missing_conditions(task: TaskSpec, seed: int = 0) -> list[tuple[str, float]]:
+    """Every non-empty subset of modalities that leaves at least one modality present, up to
+    ``robustness.FULL_GRID_MAX_MODALITIES`` (8) modalities; above, the seeded subset design
+    (every leave-one-out and keep-one subset plus a sample of the others drawn from ``seed``,
+    the run's stress seed, so every method of a seed gets the same subsets; docs/stress.md)."""
     names = task.modality_names
-    return [("+".join(subset), REMOVED)
-            for size in range(1, len(names))
-            for subset in combinations(names, size)]
+    return [(target, REMOVED) for target in subset_design(len(names), seed).targets(names)]
 
 
 def remove(batch: Batch, target: str, level: float, generator: torch.Generator,
@@ -136,8 +137,9 @@ def _drop(x: torch.Tensor, mask: torch.Tensor, level: float,
 def register_stress_tests(register):
     register(StressSpec(
         name="missing", apply=remove, conditions=missing_conditions, curve=False, modality_wise=True,
-        description="Remove each modality and each subset leaving at least one: zeroed, fully "
-                    "masked and flagged absent (present=False).",
+        description="Remove each modality and each subset leaving at least one (above 8 modalities: "
+                    "every leave-one-out and keep-one subset plus a seeded sample of 3 M^2 others): "
+                    "zeroed, fully masked and flagged absent (present=False).",
     ))
     register(StressSpec(
         name="noise", apply=gaussian_noise, conditions=noise_conditions, modality_wise=True,

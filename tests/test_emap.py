@@ -72,11 +72,15 @@ def test_emap_of_the_additive_method_equals_the_model(registry, m):
     task = _task(m)
     split = _split(task, 12)
     model = _build(registry, "additive", task)
-    result = emap(model, split, generator=torch.Generator().manual_seed(0))
+    result = emap(model, split, generator=torch.Generator().manual_seed(0), partners=0)  # forced exact
     assert result.partners == 0 and result.evaluations == 12 ** m
     assert torch.allclose(result.projection, result.original.double(), atol=1e-5)
     with torch.no_grad():
         assert torch.allclose(result.original, model(split.all()).pred, atol=1e-6)
+    # chosen by cost: exact for M = 2 (144 cells < 12 * 3 * 16), Monte Carlo for M = 3; equal either way
+    auto = emap(model, split, generator=torch.Generator().manual_seed(0))
+    assert auto.exact == (m == 2)
+    assert torch.allclose(auto.projection, result.original.double(), atol=1e-5)
 
 
 @pytest.mark.parametrize("m", [2, 3])
@@ -94,7 +98,7 @@ def test_monte_carlo_estimate_converges_to_the_exact_projection(registry):
     task = _task(3)
     split = _split(task, 10)
     model = _build(registry, "tensor", task)
-    exact = emap(model, split, generator=torch.Generator().manual_seed(0)).projection
+    exact = emap(model, split, generator=torch.Generator().manual_seed(0), partners=0).projection
     sampled = emap(model, split, generator=torch.Generator().manual_seed(1), partners=2000)
     assert sampled.partners == 2000 and sampled.evaluations == 10 * (3 + 1) * 2000
     spread = exact.std().item()
@@ -107,7 +111,7 @@ def test_monte_carlo_agrees_with_the_exact_branch_within_its_standard_error(regi
     task = _task(3)
     split = _split(task, 12)
     model = _build(registry, "tensor", task)
-    exact = emap(model, split, generator=torch.Generator().manual_seed(0))
+    exact = emap(model, split, generator=torch.Generator().manual_seed(0), partners=0)
     assert exact.exact and exact.precision(lambda p: float(p.mean())) == (0.0, 0.0)
     sampled = emap(model, split, generator=torch.Generator().manual_seed(3), partners=256)
     means = sampled.group_means()
@@ -116,7 +120,7 @@ def test_monte_carlo_agrees_with_the_exact_branch_within_its_standard_error(regi
     assert (z.abs() < 4).float().mean() > 0.97 and z.abs().max() < 6
     assert 0.5 < z.std().item() < 1.6  # the standard error is neither far too small nor far too large
     # the bootstrap standard error of a smooth statistic matches the error it makes
-    statistic = lambda p: float(p[:, 0].mean())  # noqa: E731
+    statistic = lambda p: float(p[:, 0].mean())
     boot_se, _ = sampled.precision(statistic)
     group_se = float(means[:, :, 0].mean(dim=1).std() / means.shape[0] ** 0.5)
     assert 0.6 < boot_se / group_se < 1.4
@@ -156,24 +160,128 @@ def test_partners_double_until_converged_or_the_budget_is_spent(registry):
     from benchmark_core.emap import GROUPS
 
     task = _task(3)
-    split = _split(task, 70)  # 70^3 cells: Monte Carlo
+    split = _split(task, 70)  # 70^3 cells: Monte Carlo is cheaper
     model = _build(registry, "tensor", task)
     seen = []
 
-    def converged_at(partners):
-        def check(result):
+    def reached_at(partners):
+        def precision(result):
             seen.append(result.partners)
-            return result.partners >= partners
-        return check
+            return (0.0, 0.0) if result.partners >= partners else (0.02, 0.0)
+        return precision
 
-    result = emap(model, split, generator=torch.Generator().manual_seed(0), converged=converged_at(64))
-    assert seen == [GROUPS, 2 * GROUPS, 4 * GROUPS] and result.partners == 64
-    assert result.evaluations == 70 * (3 + 1) * 64
-    # never converging stops at the evaluation budget
-    seen.clear()
-    capped = emap(model, split, generator=torch.Generator().manual_seed(0), converged=converged_at(10**9),
-                  max_evals=70 * 4 * 40)
-    assert capped.partners == 32 and seen == [GROUPS]  # 64 partners would exceed the budget
+    result = emap(model, split, generator=torch.Generator().manual_seed(0), precision=reached_at(64))
+    assert seen == [GROUPS, 2 * GROUPS, 4 * GROUPS] and result.partners == 64 and not result.exact
+    assert result.evaluations == (3 + 1) * int(result.sample_partners.sum())
+    assert int(result.sample_partners.min()) >= GROUPS
+    # never reaching the target stops at the evaluation budget (the exact grid does not fit it)
+    budget = 70 * 4 * 40
+    capped = emap(model, split, generator=torch.Generator().manual_seed(0), precision=reached_at(10**9),
+                  max_evals=budget)
+    assert not capped.exact and capped.evaluations <= budget and capped.partners >= 2 * GROUPS
+
+
+def test_only_unsettled_predictions_get_more_partners(registry):
+    """Adaptive Monte Carlo spends further partners on samples whose predicted class could
+    still change; the projection stays an unbiased estimate (checked against the exact grid)."""
+    task = _task(3)
+    split = _split(task, 40)  # 64,000 cells
+    model = _build(registry, "tensor", task)
+    y = split.y
+    accuracy = lambda p: float((p.argmax(dim=1) == y).double().mean())
+    exact = emap(model, split, generator=torch.Generator().manual_seed(0), partners=0)
+    auto = emap(model, split, generator=torch.Generator().manual_seed(2), precision=lambda r: r.precision(accuracy),
+                target_se=0.005)
+    assert not auto.exact and auto.sample_partners is not None
+    assert auto.sample_partners.min() < auto.sample_partners.max()  # not every sample was refined
+    se, _ = auto.precision(accuracy)
+    assert se <= 0.005 and abs(accuracy(auto.projection) - accuracy(exact.projection)) <= 0.05
+    assert auto.evaluations < exact.evaluations / 2  # far cheaper than the grid it estimates
+    means = auto.group_means()
+    z = (auto.projection - exact.projection) / (means.std(dim=0) / means.shape[0] ** 0.5).clamp(min=1e-12)
+    assert (z.abs() < 4).float().mean() > 0.95
+
+
+def test_unsettled_reads_margins_in_standard_errors():
+    from benchmark_core.emap import EmapResult
+
+    groups = torch.zeros(16, 3, 2, dtype=torch.float64)
+    groups[:, 0] = torch.tensor([2.0, 0.0])          # no noise: settled
+    groups[:, 1, 0] = torch.linspace(-1, 1.2, 16)     # margin 0.1 with a spread of 0.7: unsettled
+    groups[:, 2, 0] = 5 + 0.01 * torch.randn(16)      # margin 5, tiny noise: settled
+    k = torch.full((3,), 16)
+    result = EmapResult(groups.sum(0) / 16, torch.zeros(3, 2), torch.arange(3), 16, 3 * 4 * 16, groups, 0, k)
+    assert result.unsettled("multiclass").tolist() == [False, True, False]
+    assert result.unsettled("multilabel").tolist() == [False, True, False]  # label 2 is 0 without noise
+    assert result.unsettled("regression").all()  # every error counts: never settled
+
+
+def test_the_choice_of_exact_or_monte_carlo_follows_cost():
+    from benchmark_core.emap import GROUPS, EmapCost, first_step, next_step, rounds_cost
+
+    # exact exactly when the grid is no dearer than the first Monte-Carlo round
+    for n, m in [(12, 2), (48, 2), (49, 2), (8, 3), (9, 3), (300, 2), (300, 6), (3, 6)]:
+        cost = EmapCost(n, m)
+        assert (first_step(cost) == "exact") == (n ** m <= n * (m + 1) * GROUPS)
+    cost = EmapCost(300, 2)  # 90,000 cells; the first round costs 14,400
+    assert first_step(cost) == "more"
+    assert next_step(cost, 14_400, 14_400, 0.0, 2**20) == "stop"      # target reached
+    assert next_step(cost, 14_400, 14_400, None, 2**20) == "stop"     # undefined: more cannot help
+    assert next_step(cost, 14_400, 14_400, 43_200, 2**20) == "more"   # Monte Carlo to target is cheaper
+    assert rounds_cost(14_400, 1.0) == 0 and rounds_cost(14_400, None) is None
+    assert rounds_cost(14_400, 1.5) == 14_400 and rounds_cost(14_400, 4.47) == 7 * 14_400  # doubling rounds
+    assert next_step(cost, 60_000, 40_000, 50_000, 2**20) == "exact"  # Monte Carlo would pass the grid's cost
+    assert next_step(cost, 60_000, 40_000, 30_000, 2**20) == "more"   # ... unless this round is the last
+    assert next_step(cost, 14_400, 100_000, 10**9, 110_000) == "exact"  # only the grid fits the budget
+    assert next_step(cost, 14_400, 100_000, 10**9, 100_000) == "stop"   # nothing more fits
+
+
+def _policy_cost(n: int, m: int, sigma: float, target: float = 0.01, budget: int = 10**15) -> int:
+    """Evaluations automatic EMAP spends when the Monte-Carlo standard error is sigma / sqrt(K)."""
+    from benchmark_core.emap import (
+        GROUPS,
+        EmapCost,
+        first_step,
+        next_step,
+        partners_needed,
+        rounds_cost,
+    )
+
+    cost = EmapCost(n, m)
+    if first_step(cost) == "exact":
+        return cost.exact
+    partners = GROUPS
+    while True:
+        spent = cost.monte_carlo(partners)
+        factor = partners_needed(sigma / partners ** 0.5, 0.0, target)
+        action = next_step(cost, spent, spent, rounds_cost(spent, factor), budget)
+        if action == "stop":
+            return spent
+        if action == "exact":
+            return spent + cost.exact
+        partners *= 2
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.05, 0.2, 1.0])
+def test_emap_cost_grows_with_n_without_a_cliff(sigma):
+    """Issue 17: exact EMAP on 300 samples (90,000 evaluations at M = 2) used to cost as much as
+    Monte Carlo on 1,200.  Chosen by cost, the evaluations grow with N, never beyond the first
+    round plus twice the cheaper way to the target, and the cheaper way is taken."""
+    from benchmark_core.emap import GROUPS, EmapCost
+
+    costs = [_policy_cost(n, 2, sigma) for n in range(2, 2001)]
+    assert all(b >= a for a, b in itertools.pairwise(costs))  # monotone in N
+    for n in (10, 48, 49, 100, 300, 512, 1200, 2000):
+        cost = EmapCost(n, 2)
+        partners = GROUPS
+        while sigma / partners ** 0.5 > 0.01:
+            partners *= 2
+        best = min(cost.exact, cost.monte_carlo(partners))
+        assert _policy_cost(n, 2, sigma) <= cost.monte_carlo(GROUPS) + 2 * best
+    # the issue's case: 300 samples now cost a quarter of 1,200 (linear in N), not the 90,000 of the grid
+    assert 4 * _policy_cost(300, 2, 0.05) == _policy_cost(1200, 2, 0.05) and _policy_cost(300, 2, 0.05) < 90_000
+    # a finite evaluation budget is never exceeded (precision is then what the budget bought)
+    assert all(_policy_cost(n, 2, sigma, budget=2**20) <= 2**20 for n in range(100, 3001, 100))
 
 
 def test_precision_shrinks_with_partners_and_is_reproducible(registry):
@@ -181,7 +289,7 @@ def test_precision_shrinks_with_partners_and_is_reproducible(registry):
     split = _split(task, 70)
     model = _build(registry, "tensor", task)
     y = split.y
-    accuracy = lambda p: float((p.argmax(dim=1) == y).double().mean())  # noqa: E731
+    accuracy = lambda p: float((p.argmax(dim=1) == y).double().mean())
     small = emap(model, split, generator=torch.Generator().manual_seed(0), partners=16)
     large = emap(model, split, generator=torch.Generator().manual_seed(0), partners=512)
     se_small, _ = small.precision(accuracy)
@@ -192,13 +300,13 @@ def test_precision_shrinks_with_partners_and_is_reproducible(registry):
 
 def test_large_grids_fall_back_to_seeded_sampling_and_subsets_are_seeded(registry):
     task = _task(3)
-    split = _split(task, 70)  # 70^3 > EXACT_MAX_EVALS
+    split = _split(task, 70)  # 70^3 cells: Monte Carlo is far cheaper
     model = _build(registry, "tensor", task)
     a = emap(model, split, generator=torch.Generator().manual_seed(5))
     b = emap(model, split, generator=torch.Generator().manual_seed(5))
     assert a.partners > 0 and torch.equal(a.projection, b.projection)
-    sub = emap(model, split, generator=torch.Generator().manual_seed(5), samples=20)
-    sub2 = emap(model, split, generator=torch.Generator().manual_seed(5), samples=20)
+    sub = emap(model, split, generator=torch.Generator().manual_seed(5), samples=20, partners=0)
+    sub2 = emap(model, split, generator=torch.Generator().manual_seed(5), samples=20, partners=0)
     assert sub.partners == 0 and sub.index.numel() == 20 and torch.equal(sub.index, sub2.index)
     assert a.group_sums is not None and torch.equal(a.group_sums, b.group_sums)
     assert torch.equal(sub.projection, sub2.projection)
@@ -228,7 +336,10 @@ def test_xor_tensor_fusion_has_a_large_emap_gap_and_additive_none(registry):
     assert tensor["emap/accuracy"] < 0.6  # the additive part of an XOR solution is at chance
     assert abs(additive["emap/gap/accuracy"]) < 1e-9
     assert additive["emap/accuracy"] == pytest.approx(additive["test/accuracy"])
-    assert tensor["emap/n_samples"] == 300 and tensor["emap/n_partners"] == 0
+    assert tensor["emap/n_samples"] == 300 and tensor["emap/se_reached"] == 1.0
+    assert tensor["emap/gap_se/accuracy"] <= 0.01 and tensor["emap/gap_drift/accuracy"] <= 0.01
+    # chosen by cost: never much more than the 300^2 = 90,000 evaluations of the exact grid
+    assert tensor["emap/evaluations"] <= 2 * 90_000
 
 
 def test_batch_select_pairs_modalities_of_different_samples():
@@ -237,3 +348,15 @@ def test_batch_select_pairs_modalities_of_different_samples():
                                                         "b": torch.ones(3, dtype=torch.bool)})
     picked = batch.select({"a": torch.tensor([0, 2]), "b": torch.tensor([1, 1])})
     assert picked.x["a"].flatten().tolist() == [0.0, 2.0] and picked.x["b"].flatten().tolist() == [10.0, 10.0]
+
+
+def test_three_hundred_samples_no_longer_pay_the_exact_grid_when_monte_carlo_is_enough(registry):
+    """Issue 17: at N = 300, M = 2 the old threshold (N^M <= 2^18) always paid the 90,000-cell
+    grid; chosen by cost, a model whose estimate meets the target at once costs one round."""
+    task = _task(2)
+    split = _split(task, 300)
+    model = _build(registry, "additive", task)
+    accuracy = lambda p: float((p.argmax(dim=1) == split.y).double().mean())
+    result = emap(model, split, generator=torch.Generator().manual_seed(0), precision=lambda r: r.precision(accuracy))
+    assert not result.exact and result.evaluations == 300 * 3 * 16  # not 300 ** 2 = 90,000
+    assert torch.allclose(result.projection, result.original.double(), atol=1e-5)

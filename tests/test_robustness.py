@@ -60,3 +60,33 @@ def test_run_summaries_from_stress_keys(registry):
     assert out["robustness/missing/mean/accuracy"] == pytest.approx(0.6)
     assert out["robustness/missing/worst_drop/accuracy"] == pytest.approx(0.3)
     assert not any("missing/a/relative" in key for key in out)  # missing is not a curve
+
+
+def test_missing_summary_of_a_sampled_design_is_its_weighted_estimate(registry):
+    """Above eight modalities the mean over the missing subsets is the design-weighted
+    (Horvitz-Thompson) estimate of the mean over all 2^M - 2 of them, not the plain mean of
+    the evaluated ones (which over-weights the complete leave-one-out and keep-one strata)."""
+    import numpy as np
+
+    from benchmark_core.robustness import design_mean, subset_design
+
+    names = tuple(f"m{i}" for i in range(9))
+    design = subset_design(9, seed=3)
+    score = {t: 0.9 - 0.05 * len(s) for t, s in zip(design.targets(names), design.subsets, strict=True)}
+    results = {stress_key("missing", t, 1.0, "accuracy"): v for t, v in score.items()}
+    specs = [registry.stress_test("missing")]
+    metric = {"accuracy": registry.metric("accuracy")}
+    out = summarise(results, {"accuracy": 0.9}, metric, specs, design, names)
+    mean, se = design_mean(design, list(score.values()))
+    assert out["robustness/missing/mean/accuracy"] == pytest.approx(mean)
+    assert out["robustness/missing/mean_se/accuracy"] == pytest.approx(se) and se > 0
+    assert mean != pytest.approx(np.mean(list(score.values())))  # not the plain mean
+    assert out["robustness/missing/worst_drop/accuracy"] == pytest.approx(0.05 * 8)
+    assert (out["robustness/missing/n_subsets"], out["robustness/missing/n_sampled"],
+            out["robustness/missing/n_total"]) == (261, 243, 510)
+    # a full design (M <= 8) keeps the plain mean and logs no standard error
+    small = subset_design(3)
+    three = {stress_key("missing", t, 1.0, "accuracy"): 0.5 for t in small.targets(("a", "b", "c"))}
+    out = summarise(three, {"accuracy": 0.9}, metric, specs, small, ("a", "b", "c"))
+    assert out["robustness/missing/mean/accuracy"] == 0.5 and "robustness/missing/mean_se/accuracy" not in out
+    assert out["robustness/missing/n_sampled"] == 0 and out["robustness/missing/n_total"] == 6

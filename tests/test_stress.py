@@ -10,9 +10,9 @@ import torch
 from benchmark_core import DatasetSpec, StressSpec, TargetSpec, hookimpl
 from benchmark_core.data import dataset_from_arrays, load_tensors
 from benchmark_core.plugins import build_registry
+from benchmark_core.robustness import Condition, parse_stress_key, stress_key
 from benchmark_core.runner import build_model, execute, resolve_hparams
 from benchmark_core.specs import Budget, RunSpec, SpecError
-from benchmark_core.robustness import Condition, parse_stress_key, stress_key
 from benchmark_core.stress import GridEvaluator, condition_generator, corrupt
 from benchmark_core.training import compute_metrics, predict, seed_everything
 from plugins.stress import drop_steps, gaussian_noise, missing_conditions, remove
@@ -151,7 +151,7 @@ def test_same_seed_same_corrupted_inputs_for_every_method(trimodal):
 
 
 def test_condition_generators_depend_on_test_and_target_and_share_draws_across_levels():
-    draw = lambda *c: torch.rand(4, generator=condition_generator(7, Condition(*c)))  # noqa: E731
+    draw = lambda *c: torch.rand(4, generator=condition_generator(7, Condition(*c)))
     assert torch.equal(draw("noise", "a", 0.5), draw("noise", "a", 0.5))
     assert torch.equal(draw("noise", "a", 0.5), draw("noise", "a", 0.6))  # common random numbers
     assert not torch.equal(draw("noise", "a", 0.5), draw("noise", "b", 0.5))
@@ -225,3 +225,111 @@ def test_subset_conditions_are_the_union_of_single_modality_corruptions(trimodal
     pred = evaluator.predict_union(Condition("noise", "all", 0.3), list("abs"), lambda m: singles[m])
     with torch.no_grad():
         assert torch.allclose(pred, model(union).pred, atol=1e-5)
+
+
+# -- the missing-modality subset design (issue 17) -------------------------------------------------
+
+def _names(m: int) -> tuple[str, ...]:
+    return tuple(f"m{i}" for i in range(m))
+
+
+def _vector_task(m: int):
+    from benchmark_core.specs import ModalitySpec, TaskSpec
+
+    return TaskSpec(tuple(ModalitySpec(n, 2, "vector") for n in _names(m)), TARGET)
+
+
+@pytest.mark.parametrize("m", [2, 3, 6, 8])
+def test_missing_grid_is_every_subset_up_to_eight_modalities(m):
+    from itertools import combinations
+
+    from benchmark_core.robustness import subset_design
+
+    design = subset_design(m, seed=123)
+    assert design.full and design.sampled == 0 and len(design.subsets) == 2 ** m - 2 == design.total
+    names = _names(m)
+    expected = ["+".join(s) for size in range(1, m) for s in combinations(names, size)]
+    assert [t for t, _ in missing_conditions(_vector_task(m), seed=123)] == expected  # the old order
+
+
+@pytest.mark.parametrize("m", [9, 12, 23])
+def test_above_eight_modalities_the_design_grows_polynomially(m):
+    """Leave-one-out and keep-one subsets always, plus 3 M^2 subsets drawn from the stress seed
+    (the old grid listed all 2^M - 2: 8,388,606 at M = 23)."""
+    from benchmark_core.robustness import SAMPLE_FACTOR, subset_design
+
+    design = subset_design(m, seed=7)
+    sizes = [len(s) for s in design.subsets]
+    assert sizes.count(1) == m and sizes.count(m - 1) == m
+    assert design.sampled == min(2 ** m - 2 - 2 * m, SAMPLE_FACTOR * m * m) == len(design.subsets) - 2 * m
+    assert len(set(design.subsets)) == len(design.subsets) and not design.full
+    assert all(list(s) == sorted(set(s)) and 1 <= len(s) <= m - 1 for s in design.subsets)
+    assert design.subsets == subset_design(m, seed=7).subsets  # the same for every method of a seed
+    assert design.subsets != subset_design(m, seed=8).subsets  # another run seed, another sample
+    conditions = missing_conditions(_vector_task(m), seed=7)
+    assert [t for t, _ in conditions] == design.targets(_names(m)) and len(conditions) == 2 * m + 3 * m * m
+
+
+def test_sampled_design_mean_is_unbiased_and_its_standard_error_is_honest():
+    """Horvitz-Thompson over many stress seeds: the estimates centre on the mean over all
+    2^M - 2 subsets and scatter as much as the reported standard error says."""
+    from itertools import combinations
+
+    from benchmark_core.robustness import design_mean, subset_design
+
+    m = 10
+    score = lambda s: 1.0 - 0.08 * len(s) + 0.05 * ((sum(s) * 7) % 5)
+    every = [score(s) for size in range(1, m) for s in combinations(range(m), size)]
+    estimates, errors = [], []
+    for seed in range(120):
+        design = subset_design(m, seed)
+        estimate, se = design_mean(design, [score(s) for s in design.subsets])
+        estimates.append(estimate)
+        errors.append(se)
+    truth, spread = float(np.mean(every)), float(np.std(estimates, ddof=1))
+    assert abs(np.mean(estimates) - truth) < 4 * spread / np.sqrt(len(estimates))
+    assert 0.75 < np.mean(errors) / spread < 1.33
+    full = subset_design(6)
+    assert design_mean(full, [score(s) for s in full.subsets]) == (pytest.approx(np.mean(
+        [score(s) for s in full.subsets])), 0.0)
+
+
+class NineModal:
+    @hookimpl
+    def register_datasets(self, register):
+        def load(options):
+            rng = np.random.default_rng(0)
+
+            def split(n):
+                xs = {name: ("vector", rng.normal(size=(n, 2)).astype(np.float32)) for name in _names(9)}
+                y = (xs["m0"][1][:, 0] > 0).astype(np.int64)
+                return dataset_from_arrays(xs, y, TARGET)
+
+            return datasets.DatasetDict({"train": split(40), "validation": split(10), "test": split(20)})
+
+        register(DatasetSpec("stress-nine", load, TARGET, _names(9), ("accuracy",), "accuracy"))
+
+
+def test_sampled_subsets_are_the_same_for_every_method_and_recorded():
+    from benchmark_core.robustness import design_mean, key_target, subset_design
+    from benchmark_core.training import seed_everything as seeds_of
+
+    registry = build_registry(plugins=[NineModal()])
+    design = subset_design(9, seeds_of(0, 1).streams["stress"])
+    evaluated = {}
+    for method in ("additive", "late"):
+        spec = RunSpec(method, "stress-nine", 0, Budget(epochs=1, batch_size=16),
+                       resolve_hparams(registry.method(method), {}),
+                       evaluation={"stress": True, "emap": False, "stress_tests": "missing"})
+        result = execute(spec, registry)
+        assert result.ok, result.traceback
+        m = result.metrics
+        evaluated[method] = {parse_stress_key(k)[1] for k in m if k.startswith("stress/missing/")}
+        assert evaluated[method] == {key_target(t) for t in design.targets(_names(9))}
+        assert (m["robustness/missing/n_subsets"], m["robustness/missing/n_sampled"],
+                m["robustness/missing/n_total"]) == (261, 243, 510)
+        scores = [m[stress_key("missing", t, 1.0, "accuracy")] for t in design.targets(_names(9))]
+        mean, se = design_mean(design, scores)
+        assert m["robustness/missing/mean/accuracy"] == pytest.approx(mean)
+        assert m["robustness/missing/mean_se/accuracy"] == pytest.approx(se)
+    assert evaluated["additive"] == evaluated["late"]

@@ -1,22 +1,29 @@
 """From a dataset plugin's Hugging Face ``DatasetDict`` to pre-padded tensors and batches.
 
-Every split is converted once, column-wise through Arrow, into dense right-padded tensors
-plus lengths; batches are then index slices (no per-sample Python work in the training
-loop).  Non-finite feature values are replaced by 0 and *counted*, and a content hash of
-the tensors identifies the data in every run's provenance.
+Every split is converted once, record batch by record batch through Arrow, into dense
+right-padded tensors plus lengths (masks); batches are then index slices (no per-sample
+Python work in the training loop).  Non-finite feature values are replaced by 0 and
+*counted*, and a content hash of the tensors identifies the data in every run's provenance.
+Data that come from the converted-data cache (:mod:`.datacache`) are converted straight into
+tensor files kept with that cache entry, hashed once there, and opened memory-mapped by later
+runs (no copy, no re-hash; pages are read as batches use them); other data are converted in
+memory, without intermediate copies.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import datasets
 import numpy as np
 import torch
 
+from . import datacache
 from .errors import DataError
 from .specs import DatasetSpec, ModalitySpec, TargetSpec, TaskSpec
 
@@ -85,7 +92,7 @@ class Batch:
         return replace(self, **changes)
 
     def to(self, device: torch.device | str) -> Batch:
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)
         return Batch(
             x={m: move(t) for m, t in self.x.items()},
             mask={m: move(t) for m, t in self.mask.items()},
@@ -98,7 +105,7 @@ class Batch:
         pair modality ``a`` of sample i with modality ``b`` of sample j). ``y`` is kept
         only for a shared index."""
         per_mod = index if isinstance(index, Mapping) else {m: index for m in self.x}
-        pick = lambda t, i: None if t is None else t.index_select(0, i)  # noqa: E731
+        pick = lambda t, i: None if t is None else t.index_select(0, i)
         return Batch(
             x={m: pick(t, per_mod[m]) for m, t in self.x.items()},
             mask={m: pick(t, per_mod[m]) for m, t in self.mask.items()},
@@ -128,9 +135,9 @@ class SplitTensors:
 
     def batch(self, index: torch.Tensor | slice) -> Batch:
         if isinstance(index, slice):
-            take = lambda t: None if t is None else t[index]  # noqa: E731
+            take = lambda t: None if t is None else t[index]
         else:
-            take = lambda t: None if t is None else t.index_select(0, index)  # noqa: E731
+            take = lambda t: None if t is None else t.index_select(0, index)
         x = {m: take(t) for m, t in self.x.items()}
         n = self.y[index].shape[0] if isinstance(index, slice) else index.shape[0]
         present = {m: torch.ones(n, dtype=torch.bool) for m in self.x}
@@ -159,6 +166,8 @@ class DatasetTensors:
     splits: dict[str, SplitTensors]
     data_hash: str
     report: dict[str, object] = field(default_factory=dict)
+    # what loading cost in this process: where the tensors came from, seconds, peak RSS (MiB)
+    load: dict[str, object] = field(default_factory=dict)
     _feature_std: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
@@ -190,27 +199,43 @@ class DatasetTensors:
 
 # -- conversion --------------------------------------------------------------------------------
 
-def _pad_ragged(values: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n, total = len(lengths), int(lengths.sum())
-    t_max = max(int(lengths.max()) if n else 0, 1)
-    out = np.zeros((n, t_max, values.shape[-1]), dtype=np.float32)
-    rows = np.repeat(np.arange(n), lengths)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if n else np.zeros(0, dtype=np.int64)
-    pos = np.arange(total) - np.repeat(starts, lengths)
-    out[rows, pos] = values
-    mask = np.arange(t_max)[None, :] < lengths[:, None]
-    return out, mask
+class _InMemory:
+    """Where converted arrays live by default: plain, zero-filled memory.  The tensor cache
+    puts them in memory-mapped files instead (:class:`datacache.ArrayWriter`, same methods)."""
+
+    def array(self, name: str, shape: tuple[int, ...], dtype: object) -> np.ndarray:
+        return np.zeros(shape, dtype=dtype)
+
+    def keep(self, name: str, values: np.ndarray) -> np.ndarray:
+        return values
 
 
-def _column_to_numpy(table, name: str, modality: ModalitySpec):
-    arr = table.column(name).combine_chunks()
+def _lengths(column) -> np.ndarray:
+    """Steps per row of a sequence column, from its offsets alone (no feature value is read)."""
+    parts = [np.diff(chunk.offsets.to_numpy()) for chunk in column.chunks]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _fill(out: np.ndarray, start: int, column, modality: ModalitySpec) -> int:
+    """Write one record batch of a modality column into rows ``start...`` of the dense
+    (right-padded) output, non-finite values replaced by 0; returns how many were replaced.
+    The batch's values are read in place (Arrow -> numpy without a copy) and scattered once."""
+    n = len(column)
+    inner = column.flatten() if modality.kind == "vector" else column.flatten().flatten()
+    values = inner.to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, modality.dim)
+    bad = ~np.isfinite(values)
+    count = int(bad.sum())
+    if count:
+        values = np.where(bad, np.float32(0.0), values)
     if modality.kind == "vector":
-        values = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-        return values.reshape(len(arr), modality.dim), None
-    offsets = arr.offsets.to_numpy()
-    lengths = np.diff(offsets).astype(np.int64)
-    values = arr.flatten().flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    return _pad_ragged(values.reshape(-1, modality.dim), lengths)
+        out[start:start + n] = values.reshape(n, modality.dim)
+        return count
+    lengths = np.diff(column.offsets.to_numpy()).astype(np.int64)
+    t_max = out.shape[1]
+    rows = np.repeat(np.arange(n), lengths)
+    pos = np.arange(len(values)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out[start:start + n].reshape(n * t_max, modality.dim)[rows * t_max + pos] = values
+    return count
 
 
 def _labels_to_numpy(table, target: TargetSpec, where: str) -> np.ndarray:
@@ -262,8 +287,8 @@ def _labels_to_numpy(table, target: TargetSpec, where: str) -> np.ndarray:
     return y.reshape(-1) if target.n_outputs == 1 else y.reshape(len(arr), target.n_outputs)
 
 
-def to_tensors(spec: DatasetSpec, dsd: datasets.DatasetDict) -> DatasetTensors:
-    """Validate a loaded DatasetDict against its spec and convert every split."""
+def _task(spec: DatasetSpec, dsd: datasets.DatasetDict) -> TaskSpec:
+    """The task the loaded splits describe, checked against the spec (column names and kinds)."""
     where = f"dataset {spec.name!r}"
     missing = [s for s in SPLITS if s not in dsd]
     if missing:
@@ -276,43 +301,125 @@ def to_tensors(spec: DatasetSpec, dsd: datasets.DatasetDict) -> DatasetTensors:
             f"{sorted(train_features)})."
         )
     modalities = tuple(infer_modality(m, train_features[m], where) for m in spec.modalities)
-    task = TaskSpec(modalities=modalities, target=spec.target)
+    return TaskSpec(modalities=modalities, target=spec.target)
+
+
+Batches = Callable[[str, object], Iterable[object]]  # (split, its Arrow table) -> its record batches
+
+
+def _table_batches(split: str, table) -> Iterable[object]:
+    """A table's record batches of about datacache.BATCH_BYTES each (zero-copy slices)."""
+    return table.to_batches(max_chunksize=datacache.batch_rows(table.nbytes / max(table.num_rows, 1)))
+
+
+def _convert(spec: DatasetSpec, dsd: datasets.DatasetDict, task: TaskSpec, store,
+             batches: Batches = _table_batches) -> tuple[dict[str, np.ndarray], str, dict[str, object]]:
+    """Every split as dense arrays named ``<split>.x<i>`` / ``.mask<i>`` (modality i), ``.y``
+    and ``.ids``, allocated by ``store`` and filled batch by batch; the content hash; the report.
+
+    The hash is SHA-256 over the task, then per split each modality's padded values and mask
+    and the targets, as bytes in C order - read from the arrays themselves, never copied."""
+    where = f"dataset {spec.name!r}"
     digest = hashlib.sha256(task.to_json().encode())
-    splits, nonfinite = {}, {m: 0 for m in spec.modalities}
+    arrays: dict[str, np.ndarray] = {}
+    nonfinite = {m: 0 for m in spec.modalities}
+    sizes = {}
     for split in SPLITS:
         ds = dsd[split]
-        table = ds.with_format("arrow")[:]
-        x, mask = {}, {}
-        for mod in modalities:
+        for mod in task.modalities:
             if mod.name not in ds.features or infer_modality(mod.name, ds.features[mod.name], where) != mod:
                 raise DataError(
                     f"{where}: split {split!r} column {mod.name!r} has a different shape/kind than "
                     "in 'train'; all splits must share feature dimensions."
                 )
-            values, m = _column_to_numpy(table, mod.name, mod)
-            bad = ~np.isfinite(values)
-            if m is not None:
-                bad &= m[..., None]
-            count = int(bad.sum())
-            if count:
-                nonfinite[mod.name] += count
-                values = np.where(np.isfinite(values), values, 0.0).astype(np.float32)
-            x[mod.name] = torch.from_numpy(np.array(values, dtype=np.float32, copy=True))
-            mask[mod.name] = None if m is None else torch.from_numpy(np.array(m, copy=True))
-            digest.update(values.tobytes())
-            if m is not None:
-                digest.update(m.tobytes())
+        table = ds.with_format("arrow")[:]
         y = _labels_to_numpy(table, spec.target, f"{where} split {split!r}")
-        digest.update(y.tobytes())
         if len(y) == 0:
             raise DataError(f"{where}: split {split!r} is empty.")
-        ids = table.column(ID).to_numpy().astype(str) if ID in table.column_names else None
-        splits[split] = SplitTensors(x=x, mask=mask, y=torch.from_numpy(np.array(y, copy=True)), ids=ids)
-    report = {
-        "sizes": {s: splits[s].size for s in SPLITS},
-        "nonfinite_replaced": nonfinite,
-    }
-    return DatasetTensors(spec.name, task, splits, digest.hexdigest()[:16], report)
+        n = len(y)
+        out = {}
+        for i, mod in enumerate(task.modalities):
+            if mod.kind == "vector":
+                out[mod.name] = store.array(f"{split}.x{i}", (n, mod.dim), np.float32)
+                continue
+            lengths = _lengths(table.column(mod.name))
+            t_max = max(int(lengths.max()), 1)
+            out[mod.name] = store.array(f"{split}.x{i}", (n, t_max, mod.dim), np.float32)
+            arrays[f"{split}.mask{i}"] = store.keep(f"{split}.mask{i}", np.arange(t_max)[None, :] < lengths[:, None])
+        start = 0
+        for batch in batches(split, table):
+            for mod in task.modalities:
+                nonfinite[mod.name] += _fill(out[mod.name], start, batch.column(mod.name), mod)
+            start += batch.num_rows
+            del batch  # before the next one is read
+        datacache.release_arrow_memory()
+        if start != n:
+            raise DataError(f"{where}: split {split!r} gave {start} rows of features for {n} labels; the data "
+                            "changed while they were read. Run the command again.")
+        for i, mod in enumerate(task.modalities):
+            arrays[f"{split}.x{i}"] = out[mod.name]
+            digest.update(np.ascontiguousarray(out[mod.name]))
+            if mod.kind == "sequence":
+                digest.update(np.ascontiguousarray(arrays[f"{split}.mask{i}"]))
+        arrays[f"{split}.y"] = store.keep(f"{split}.y", y)
+        digest.update(np.ascontiguousarray(y))
+        if ID in table.column_names:
+            arrays[f"{split}.ids"] = store.keep(f"{split}.ids", table.column(ID).to_numpy().astype(str))
+        sizes[split] = n
+    return arrays, digest.hexdigest()[:16], {"sizes": sizes, "nonfinite_replaced": nonfinite}
+
+
+def _as_tensors(name: str, task: TaskSpec, arrays: Mapping[str, np.ndarray], data_hash: str,
+                report: Mapping[str, object]) -> DatasetTensors:
+    """Tensors that share memory with the arrays (no copy)."""
+    splits = {}
+    for split in SPLITS:
+        x, mask = {}, {}
+        for i, mod in enumerate(task.modalities):
+            x[mod.name] = torch.from_numpy(arrays[f"{split}.x{i}"])
+            mask[mod.name] = torch.from_numpy(arrays[f"{split}.mask{i}"]) if mod.kind == "sequence" else None
+        ids = arrays.get(f"{split}.ids")
+        splits[split] = SplitTensors(x=x, mask=mask, y=torch.from_numpy(arrays[f"{split}.y"]),
+                                     ids=None if ids is None else np.asarray(ids))
+    return DatasetTensors(name, task, splits, data_hash, json.loads(json.dumps(report)))
+
+
+def to_tensors(spec: DatasetSpec, dsd: datasets.DatasetDict) -> DatasetTensors:
+    """Validate a loaded DatasetDict against its spec and convert every split, in memory."""
+    task = _task(spec, dsd)
+    arrays, data_hash, report = _convert(spec, dsd, task, _InMemory())
+    return _as_tensors(spec.name, task, arrays, data_hash, report)
+
+
+TENSOR_LAYOUT = 1  # bump when the arrays kept in the tensor cache change meaning or layout
+
+
+def _cached_tensors(spec: DatasetSpec, dsd: datasets.DatasetDict, entry: Path) -> tuple[DatasetTensors, str]:
+    """The tensors of a converted-data cache entry: opened from the tensor files kept with it
+    (memory-mapped, with the data hash computed when they were written), or converted from the
+    entry straight into those files - each split read batch by batch with plain reads, so
+    converting never holds the data twice - and then opened the same way."""
+    task = _task(spec, dsd)
+    key = hashlib.sha256(json.dumps({"layout": TENSOR_LAYOUT, "task": task.to_dict()},
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    folder = datacache.tensor_folder(entry, key)
+    source = "tensor cache"
+    opened = datacache.open_arrays(folder) if folder.exists() else "absent"
+    if isinstance(opened, str):
+        if opened != "absent":
+            datacache.discard(folder, opened)
+        with datacache.ArrayWriter(folder) as writer:
+            arrays, data_hash, report = _convert(spec, dsd, task, writer,
+                                                 lambda split, table: datacache.read_batches(entry, split))
+            del arrays  # the writable maps go; the published files are opened copy-on-write below
+            writer.commit({"data_hash": data_hash, "report": report, "task": task.to_dict()})
+        source = "converted to the tensor cache"
+        opened = datacache.open_arrays(folder)
+        if isinstance(opened, str):
+            raise DataError(f"The tensors just saved to {folder} cannot be read back: {opened}. Check the disk "
+                            "(space, errors) and run the command again.")
+    arrays, meta = opened
+    return _as_tensors(spec.name, task, arrays, meta["data_hash"], meta["report"]), source
 
 
 _CACHE: dict[str, DatasetTensors] = {}
@@ -324,23 +431,37 @@ def load_tensors(spec: DatasetSpec, options: Mapping[str, object] | None = None,
 
     ``reload`` bypasses the in-process cache: the planner uses it so that a long-lived
     process (a notebook, a test) plans on the files as they are now, never on what it read
-    earlier; runs then reuse that fresh copy and check its hash against their plan.
+    earlier; runs then reuse that fresh copy and check its hash against their plan.  Data a
+    plugin returns from the converted-data cache (:mod:`.datacache`) get their tensors from
+    the tensor files kept with that entry; any other data are converted in memory.  What the
+    load cost is kept in ``tensors.load`` (where the tensors came from, seconds, peak RSS).
     """
+    from .training import PeakMemory  # training imports this module
+
     opts = {**spec.defaults, **(options or {})}
     key = f"{spec.name}:{json.dumps(opts, sort_keys=True, default=str)}"
     if reload or key not in _CACHE:
-        if spec.specialise is not None:
-            spec = spec.specialise(opts)
-        loaded = spec.load(opts)
-        dsd, loader_report = loaded if isinstance(loaded, tuple) else (loaded, None)
-        if not isinstance(dsd, datasets.DatasetDict):
-            raise DataError(
-                f"dataset {spec.name!r}: load() returned {type(dsd).__name__}; it must return a "
-                "datasets.DatasetDict with train/validation/test splits (optionally with a report dict)."
-            )
-        tensors = to_tensors(spec, dsd)
+        started = time.perf_counter()
+        with PeakMemory() as memory:
+            if spec.specialise is not None:
+                spec = spec.specialise(opts)
+            loaded = spec.load(opts)
+            dsd, loader_report = loaded if isinstance(loaded, tuple) else (loaded, None)
+            if not isinstance(dsd, datasets.DatasetDict):
+                raise DataError(
+                    f"dataset {spec.name!r}: load() returned {type(dsd).__name__}; it must return a "
+                    "datasets.DatasetDict with train/validation/test splits (optionally with a report dict)."
+                )
+            entry = datacache.entry_of(dsd)
+            if entry is None:
+                tensors, source = to_tensors(spec, dsd), "converted in memory"
+            else:
+                tensors, source = _cached_tensors(spec, dsd, entry)
+            del dsd, loaded
         if loader_report:
             tensors.report["loader"] = dict(loader_report)
+        tensors.load = {"tensors": source, "seconds": time.perf_counter() - started,
+                        "peak_memory_mb": memory.peak_mb}
         _CACHE[key] = tensors
     return _CACHE[key]
 
@@ -362,25 +483,63 @@ def _arrow_modality(values: np.ndarray | list[np.ndarray], kind: str, dim: int):
     return pa.ListArray.from_arrays(offsets, inner)
 
 
-def dataset_from_arrays(modalities: Mapping[str, tuple[str, np.ndarray | list[np.ndarray]]],
-                        labels: np.ndarray, target: TargetSpec) -> datasets.Dataset:
-    """Build an HF Dataset column-wise from numpy (no per-row Python conversion).
+Modalities = Mapping[str, tuple[str, "np.ndarray | list[np.ndarray]"]]
 
-    ``modalities`` maps a column name to (kind, data): vectors as an (N, D) array,
-    sequences as an (N, T, D) array or a list of (T_i, D) arrays (ragged).
-    """
+
+def features_from_arrays(modalities: Modalities, target: TargetSpec, ids: bool = False) -> datasets.Features:
+    """The features :func:`table_from_arrays` writes (dims from the first sample)."""
+    spec = {name: (kind, int(np.asarray(values[0]).shape[-1])) for name, (kind, values) in modalities.items()}
+    features = make_features(spec, target)
+    if ids:
+        features[ID] = datasets.Value("string")
+    return features
+
+
+def table_from_arrays(modalities: Modalities, labels: np.ndarray, target: TargetSpec,
+                      ids: Sequence[str] | None = None, features: datasets.Features | None = None):
+    """One Arrow table, column-wise from numpy (no per-row Python conversion): the modality
+    columns, ``label`` and, given ``ids``, ``id``.  ``modalities`` maps a column name to (kind,
+    data): vectors as an (N, D) array, sequences as an (N, T, D) array or a list of (T_i, D)
+    arrays (ragged).  Converters write a large split as several such tables (row ranges)."""
     import pyarrow as pa
 
-    columns, spec = {}, {}
+    features = features or features_from_arrays(modalities, target, ids is not None)
+    columns = {}
     for name, (kind, values) in modalities.items():
-        dim = int(np.asarray(values[0]).shape[-1])
-        spec[name] = (kind, dim)
-        columns[name] = _arrow_modality(values, kind, dim)
-    features = make_features(spec, target)
+        columns[name] = _arrow_modality(values, kind, int(np.asarray(values[0]).shape[-1]))
     labels = np.asarray(labels)
     if labels.ndim == 2:
         columns[LABEL] = pa.FixedSizeListArray.from_arrays(pa.array(labels.reshape(-1)), labels.shape[1])
     else:
         columns[LABEL] = pa.array(labels)
-    table = pa.table(columns).cast(features.arrow_schema)
-    return datasets.Dataset(datasets.table.InMemoryTable(table), info=datasets.DatasetInfo(features=features))
+    if ids is not None:
+        columns[ID] = pa.array(list(ids), type=pa.string())
+    return pa.table(columns).cast(features.arrow_schema)
+
+
+def table_fingerprint(table) -> str:
+    """A content fingerprint of an Arrow table from its buffers as they lie in memory (no
+    serialisation, no copy) - what ``datasets`` would otherwise compute by pickling the table."""
+    digest = hashlib.sha256(table.schema.to_string().encode())
+    for column in table.columns:
+        for chunk in column.chunks:
+            digest.update(str((chunk.offset, len(chunk))).encode())
+            for buffer in chunk.buffers():
+                if buffer is not None:
+                    digest.update(buffer)
+    return digest.hexdigest()[:32]
+
+
+def dataset_from_arrays(modalities: Modalities, labels: np.ndarray, target: TargetSpec,
+                        fingerprint: str | None = None) -> datasets.Dataset:
+    """Build an HF Dataset column-wise from numpy (no per-row Python conversion).
+
+    ``modalities`` maps a column name to (kind, data): vectors as an (N, D) array,
+    sequences as an (N, T, D) array or a list of (T_i, D) arrays (ragged).  ``fingerprint``:
+    the ``datasets`` fingerprint; by default one is computed from the table's buffers
+    (:func:`table_fingerprint`), never by the library serialising the whole table.
+    """
+    features = features_from_arrays(modalities, target)
+    table = table_from_arrays(modalities, labels, target, features=features)
+    return datasets.Dataset(datasets.table.InMemoryTable(table), info=datasets.DatasetInfo(features=features),
+                            fingerprint=fingerprint or table_fingerprint(table))

@@ -10,6 +10,7 @@ a suite.
 from __future__ import annotations
 
 import hashlib
+import math
 import platform
 import time
 import traceback
@@ -28,7 +29,15 @@ from .plugins import Registry, get_registry
 from .predictions import Predictions, SplitPredictions
 from .provenance import git_sha, plugin_versions
 from .specs import MethodSpec, RunSpec
-from .training import DivergedError, PeakMemory, RunSeeds, compute_metrics, fit, predict, seed_everything
+from .training import (
+    DivergedError,
+    PeakMemory,
+    RunSeeds,
+    compute_metrics,
+    fit,
+    predict,
+    seed_everything,
+)
 
 # Evaluation extensions run after clean evaluation: name -> fn(context) -> metrics dict.
 # The stress and EMAP modules add themselves here (see benchmark_core.evaluation).
@@ -124,32 +133,36 @@ def _execute(spec: RunSpec, registry: Registry, progress, started: float) -> Run
     method = registry.method(spec.method)
     dataset = registry.dataset(spec.dataset)
     seeds = seed_everything(spec.seed, spec.budget.threads)
-    data = load_tensors(dataset, spec.dataset_options)
-    if spec.data_hash and data.data_hash != spec.data_hash:
-        raise FuseBenchError(
-            f"dataset {spec.dataset!r} changed after this run was planned: the plan was made on data "
-            f"with content hash {spec.data_hash}, the files now give {data.data_hash}. The result would "
-            "not belong to its plan, so the run stops here; re-run the same command to plan (and "
-            "train) on the current data."
-        )
-    metrics = {name: registry.metric(name) for name in dataset.metrics}
-    primary = metrics[dataset.primary_metric]
-    model = build_model(method, data, spec.hparams, seeds)
-    with PeakMemory(spec.budget.device) as memory:
+    # Host peak memory of the whole run, in three back-to-back spans (the training span is also
+    # measured on the run's device, as before): data and model, training, evaluation.
+    with PeakMemory() as loading:
+        data = load_tensors(dataset, spec.dataset_options)
+        if spec.data_hash and data.data_hash != spec.data_hash:
+            raise FuseBenchError(
+                f"dataset {spec.dataset!r} changed after this run was planned: the plan was made on data "
+                f"with content hash {spec.data_hash}, the files now give {data.data_hash}. The result would "
+                "not belong to its plan, so the run stops here; re-run the same command to plan (and "
+                "train) on the current data."
+            )
+        metrics = {name: registry.metric(name) for name in dataset.metrics}
+        primary = metrics[dataset.primary_metric]
+        model = build_model(method, data, spec.hparams, seeds)
+    with PeakMemory() as host_training, PeakMemory(spec.budget.device) as memory:
         fitted = fit(model, data, spec.budget, primary, seeds, progress)
     device = spec.budget.device
-    test_pred = predict(model, data.test, device=device)
-    val_pred = fitted.best_val_pred
-    if val_pred is None:
-        val_pred = predict(model, data.validation, device=device)
-    clean = compute_metrics(test_pred, data.test.y, metrics)
-    results = {f"test/{k}": v for k, v in clean.items()}
-    results.update({f"val/{k}": v for k, v in compute_metrics(val_pred, data.validation.y, metrics).items()})
-    eval_started = time.perf_counter()
-    context = EvaluationContext(spec, model, data, registry, seeds, metrics, clean, dataset.primary_metric)
-    for name, evaluator in EVALUATORS.items():
-        if spec.evaluation.get(name, True):
-            results.update(evaluator(context))
+    with PeakMemory() as evaluating:
+        test_pred = predict(model, data.test, device=device)
+        val_pred = fitted.best_val_pred
+        if val_pred is None:
+            val_pred = predict(model, data.validation, device=device)
+        clean = compute_metrics(test_pred, data.test.y, metrics)
+        results = {f"test/{k}": v for k, v in clean.items()}
+        results.update({f"val/{k}": v for k, v in compute_metrics(val_pred, data.validation.y, metrics).items()})
+        eval_started = time.perf_counter()
+        context = EvaluationContext(spec, model, data, registry, seeds, metrics, clean, dataset.primary_metric)
+        for name, evaluator in EVALUATORS.items():
+            if spec.evaluation.get(name, True):
+                results.update(evaluator(context))
     info = {
         "params": count_parameters(model),
         "train_time_s": fitted.train_time_s,
@@ -157,6 +170,8 @@ def _execute(spec: RunSpec, registry: Registry, progress, started: float) -> Run
         "eval_time_s": time.perf_counter() - eval_started,
         "wall_time_s": time.perf_counter() - started,
         "peak_memory_mb": memory.peak_mb,
+        "peak_memory_run_mb": whole_run_peak_mb(data, loading, host_training, evaluating),
+        "data_load": dict(data.load),
         "best_epoch": fitted.best_epoch,
         "epochs_run": fitted.epochs_run,
         "optimizer_steps": fitted.steps,
@@ -179,10 +194,19 @@ def _execute(spec: RunSpec, registry: Registry, progress, started: float) -> Run
     return RunResult(spec, "finished", results, fitted.history, info, predictions=predictions)
 
 
+def whole_run_peak_mb(data: DatasetTensors, *spans: PeakMemory) -> float:
+    """Peak resident memory (MiB) of the run's process over the whole run: the largest of its
+    back-to-back spans and of loading its data, also when that load (a conversion included)
+    happened earlier in this process and the run reuses the tensors it made."""
+    values = [span.peak_mb for span in spans] + [float(data.load.get("peak_memory_mb", float("nan")))]
+    values = [v for v in values if not math.isnan(v)]
+    return max(values) if values else float("nan")
+
+
 def _stored(split: SplitTensors, pred: torch.Tensor) -> SplitPredictions:
     """What the split's metrics were computed on, as numpy (the ids come along)."""
     return SplitPredictions(ids=np.asarray(split.ids, dtype=str), y=split.y.numpy(),
                             pred=pred.numpy().astype(np.float32, copy=False))
 
 
-from . import evaluation  # noqa: E402,F401  (registers the stress and EMAP evaluators)
+from . import evaluation  # noqa: F401  (registers the stress and EMAP evaluators)

@@ -272,7 +272,7 @@ class Tracker:
         for step, row in enumerate(result.history, start=1):
             metrics += [Metric(f"epoch/{k}", float(v), now, step) for k, v in row.items()]
         for key in ("params", "train_time_s", "validation_time_s", "eval_time_s", "wall_time_s", "peak_memory_mb",
-                    "best_epoch", "epochs_run", "optimizer_steps"):
+                    "peak_memory_run_mb", "best_epoch", "epochs_run", "optimizer_steps"):
             if key in result.info:
                 metrics.append(Metric(f"info/{key}", float(result.info[key]), now, 0))
         replaced = result.info.get("data_report", {}).get("nonfinite_replaced", {})

@@ -2,6 +2,7 @@
 
     python benchmarks/run_all.py                  # full run (about 15-25 min on 2 CPU cores)
     python benchmarks/run_all.py --quick --no-write   # smoke run, README untouched
+    python benchmarks/run_all.py --only suite_time    # time the whole default suite (about 25 min)
 
 The README section between ``<!-- figures:begin -->`` and ``<!-- figures:end -->`` is generated
 here and only here: numbers are never typed in.  Each part (``overhead``, ``throughput``,
@@ -23,6 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import _common as common  # noqa: E402
+import data_scale  # noqa: E402
 import harness_overhead  # noqa: E402
 import method_speed  # noqa: E402
 import tfn_vs_lmf  # noqa: E402
@@ -36,7 +38,11 @@ def _fmt(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
 
 
-PARTS = ("overhead", "throughput", "tfn_vs_lmf", "stress_emap", "method_speed", "cost_model")
+PARTS = ("overhead", "throughput", "tfn_vs_lmf", "stress_emap", "method_speed", "cost_model", "suite_time",
+         "data_scale")
+# suite_time runs the whole default suite (about 25 min on 2 cores), data_scale converts MOSEI-sized files
+# (about 30 min, 25 GB of disk, the machine to itself): only when asked for by --only
+DEFAULT_PARTS = tuple(p for p in PARTS if p not in ("suite_time", "data_scale"))
 
 
 def _marks(part: str) -> tuple[str, str]:
@@ -132,7 +138,8 @@ def write_readme(sections: dict[str, list[str]]) -> None:
 
 
 def run_stress_emap(args) -> tuple[str, str]:
-    argv = ["--methods", args.stress_methods, "--epochs", str(args.stress_epochs), "--threads", str(args.threads)]
+    epochs = [] if args.stress_epochs is None else ["--epochs", str(args.stress_epochs)]
+    argv = ["--methods", args.stress_methods, *epochs, "--threads", str(args.threads)]
     cmd = [sys.executable, str(HERE / "stress_emap_cost.py"), *argv]
     done = subprocess.run(cmd, capture_output=True, text=True)
     shown = "python benchmarks/stress_emap_cost.py " + " ".join(argv)
@@ -148,15 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--methods", default="all", help="methods for the throughput table")
     parser.add_argument("--skip-stress-emap", action="store_true")
-    parser.add_argument("--stress-methods", default="tensor,lmf")
-    parser.add_argument("--stress-epochs", type=int, default=20,
-                        help="training epochs of the stress/EMAP cost run (default: the default Budget's 20)")
+    parser.add_argument("--stress-methods", default="all")
+    parser.add_argument("--stress-epochs", type=int, default=None,
+                        help="training epochs of the stress/EMAP cost run (default: each dataset's default budget)")
     parser.add_argument("--overhead-epochs", type=int, default=20,
                         help="epochs of the overhead comparison (default: the default Budget's 20)")
     parser.add_argument("--overhead-repeats", type=int, default=7)
-    parser.add_argument("--only", default=",".join(PARTS),
-                        help=f"comma list of parts to (re)measure, of {','.join(PARTS)}; the README blocks of "
-                             "the others are left as they are")
+    parser.add_argument("--only", default=",".join(DEFAULT_PARTS),
+                        help=f"comma list of parts to (re)measure, of {','.join(PARTS)} (default: all but "
+                             "suite_time, which times the whole default suite); the README blocks of the others "
+                             "are left as they are")
     args = parser.parse_args(argv)
     only = [p for p in args.only.split(",") if p]
     unknown = sorted(set(only) - set(PARTS))
@@ -185,6 +193,16 @@ def main(argv: list[str] | None = None) -> int:
         sections["cost_model"] = ["### Cost model of `bench run`'s estimate (fitted on leaderboards/runs.json)", "",
                                   *_stamp(started, common.machine()), "Command: `python benchmarks/cost_model.py`", "",
                                   *[line for line in table if line.startswith("|")]]
+    if "suite_time" in only and not args.quick:  # the default suite as a user starts it; refits the cost model
+        timed = [sys.executable, str(HERE / "suite_time.py"), *([] if args.no_write else ["--refit"])]
+        table = subprocess.run(timed, check=True, capture_output=True, text=True).stdout.splitlines()
+        sections["suite_time"] = ["### The default suite's wall time (`bench run`, no arguments)", "",
+                                  *_stamp(started, common.machine()), "Command: `python benchmarks/suite_time.py`",
+                                  "", *[line for line in table if line and not line.startswith(("Running", "Machine",
+                                                                                               "Store", "Wrote"))]]
+    if "data_scale" in only:  # the data path at MOSI/MOSEI size, against the recorded measurement before issue 17
+        sections["data_scale"] = ["### Data path at the size of MOSI and MOSEI", "", *_stamp(started, common.machine()),
+                                  *data_scale.render_block(data_scale.run(["--quick"] if args.quick else []))]
     if "stress_emap" in only and not (args.skip_stress_emap or args.quick):
         sections["stress_emap"] = render_stress_emap(run_stress_emap(args), started)
     if args.no_write:

@@ -22,7 +22,7 @@ import datasets
 from benchmark_core import DatasetSpec, datacache
 from benchmark_core.errors import DataError
 
-from .convert import to_dataset_dict
+from .convert import to_split_rows
 from .formats import FORMATS, Format, Found, aligned_choices
 from .profiles import MODALITIES, AffectProfile
 
@@ -123,9 +123,9 @@ def load(profile: AffectProfile, options: Mapping[str, Any]) -> tuple[datasets.D
     if isinstance(folds, str) and folds != "standard":
         files.append(Path(folds).expanduser())
 
-    def build() -> tuple[datasets.DatasetDict, dict[str, Any]]:
+    def build() -> tuple[dict[str, datacache.SplitRows], dict[str, Any]]:
         splits, report = fmt.read(source.found, profile, opts)
-        return to_dataset_dict(splits, profile.target), report
+        return to_split_rows(splits, profile.target), report
 
     result = datacache.cached(profile.name, key, files, build)
     log.info("%s: %s data from %s (%s); conversion report: %s", profile.name, fmt.name,

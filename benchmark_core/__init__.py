@@ -10,8 +10,8 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"
 
-from .hookspecs import hookimpl  # noqa: E402
-from .specs import (  # noqa: E402
+from .hookspecs import hookimpl
+from .specs import (
     Budget,
     DatasetSpec,
     ExecutorSpec,

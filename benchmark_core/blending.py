@@ -149,7 +149,8 @@ class GradientBlend(FusionModel):
         ``fit`` trains on (and passes to ``before_epoch``) what this returns."""
         n = data.train.size
         if n < 2:
-            raise FuseBenchError(f"Gradient Blending holds out part of the train split; it has only {n} row(s), too few to split.")
+            raise FuseBenchError(f"Gradient Blending holds out part of the train split; it has only {n} row(s), "
+                                 "too few to split.")
         n_held = min(max(1, int(float(self.hparams["gblend_holdout"]) * n)), n - 1)
         order = torch.randperm(n, generator=generator)
         self.held_out_rows = order[:n_held].sort().values
@@ -229,7 +230,7 @@ def estimate_weights(model: GradientBlend, ctx: TrainingContext) -> BlendEstimat
     """Branch losses on T' and V now and after training probes (``gblend_probe``) for
     ``gblend_epochs`` epochs on T', turned into weights; the real model is untouched."""
     target, epochs = model.task.target, int(model.hparams["gblend_epochs"])
-    loss_fn = lambda p, y: task_loss(p, y, target)  # noqa: E731
+    loss_fn = lambda p, y: task_loss(p, y, target)
     before = _measure(model, lambda b: model.branch_losses(b, loss_fn, task_only=True), ctx)
     if model.hparams["gblend_probe"] == "joint":
         probe = copy.deepcopy(model)

@@ -19,7 +19,8 @@ from .plots import add_plot_parser, cmd_plot
 from .publish import add_publish_parser, cmd_publish
 from .specs import Budget, SpecError
 
-DEFAULT_DATASETS = ("mfeat", "basicmotions", "synthetic-redundant", "synthetic-unique", "synthetic-mixed", "synthetic-xor")
+DEFAULT_DATASETS = ("mfeat", "basicmotions", "synthetic-redundant", "synthetic-unique", "synthetic-mixed",
+                    "synthetic-xor")
 LIST_KINDS = {"methods": "methods", "datasets": "datasets", "metrics": "metrics", "stress": "stress",
               "executors": "executors"}
 DEFAULT_SEEDS = (0, 1, 2)
@@ -156,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(run)
 
     tune = sub.add_parser("tune", help="tune every method with the same number of trials, then train the chosen "
-                                       "configurations on the seeds", epilog=environment_epilog(), formatter_class=formatter,
+                                       "configurations on the seeds", epilog=environment_epilog(),
+                                  formatter_class=formatter,
                           description="Equal tuning budgets: for every method x dataset, --trials configurations\n"
                                       "drawn by one seeded Optuna TPE sampler from the shared space plus the method's\n"
                                       "own (trial 0 = the defaults), trained on --tune-seed without stress/EMAP and\n"
@@ -246,7 +248,8 @@ def prepare_run(args: argparse.Namespace) -> RunRequest:
 
     registry = get_registry()
     try:
-        explicit = {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_")) for flag, _, _ in BUDGET_FLAGS}
+        names = [flag[2:].replace("-", "_") for flag, _, _ in BUDGET_FLAGS]
+        explicit = {name: getattr(args, name) for name in names}
         explicit = {k: v for k, v in explicit.items() if v is not None}
         budget = Budget(**explicit)
         if not args.address:  # with --address the runs execute on a cluster, whose GPUs this machine cannot see
@@ -604,7 +607,7 @@ def cmd_validate_plugin(args: argparse.Namespace) -> int:
 
     try:
         registry = get_registry()
-    except Exception:  # noqa: BLE001 - a broken plugin; validate_plugin finds out which
+    except Exception:
         registry = None
     # Any case, or a distribution name; an unknown name fails here with a did-you-mean.
     name = registry.plugin_name(args.name) if registry is not None else args.name

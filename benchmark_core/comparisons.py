@@ -77,7 +77,8 @@ def _seed_predictions(runs: pd.DataFrame, predictions: Mapping[str, Any]) -> dic
     return out
 
 
-def _aligned(per_method: Mapping[str, Mapping[int, tuple]]) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] | str:
+def _aligned(per_method: Mapping[str, Mapping[int, tuple]],
+             ) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] | str:
     """Line every method's test predictions up by sample id (the same seed's test set is the
     same samples for every method; their order is checked, never assumed)."""
     reference: dict[int, np.ndarray] = {}
@@ -160,7 +161,8 @@ def compare(done: pd.DataFrame, long: pd.DataFrame, metrics: Mapping[str, Sequen
     table: dict[str, dict[str, float]] = {}
     directions: dict[str, bool] = {}
     for dataset, shown in sorted(metrics.items()):
-        part = long[(long["dataset"] == dataset) & (long["metric"] == shown[0]) & (long["n"] > 0)].dropna(subset=["mean"])
+        rows = (long["dataset"] == dataset) & (long["metric"] == shown[0]) & (long["n"] > 0)
+        part = long[rows].dropna(subset=["mean"])
         if part.empty:
             continue
         higher = bool(part["higher_is_better"].iloc[0])

@@ -478,7 +478,8 @@ def _arrow_modality(values: np.ndarray | list[np.ndarray], kind: str, dim: int):
         values = list(values)
     lengths = np.array([len(v) for v in values], dtype=np.int32)
     offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
-    stacked = np.concatenate([np.asarray(v, dtype=np.float32).reshape(-1, dim) for v in values]) if values else np.zeros((0, dim), np.float32)
+    stacked = (np.concatenate([np.asarray(v, dtype=np.float32).reshape(-1, dim) for v in values]) if values
+               else np.zeros((0, dim), np.float32))
     inner = pa.FixedSizeListArray.from_arrays(pa.array(stacked.reshape(-1)), dim)
     return pa.ListArray.from_arrays(offsets, inner)
 

@@ -7,11 +7,12 @@ The cache key is a SHA-256 over the *contents* of every source file plus the con
 options and reader version — never over paths or the ``datasets`` fingerprint, which
 ``from_generator`` computes from the generator and its arguments, not from the files they
 read, and so returns stale data after a source file is rewritten (Hugging Face ``datasets``,
-"The cache" in its documentation; the same trap is reported in huggingface/datasets#7448).  Re-hashing multi-GB files on every run is avoided
-by remembering each file's digest next to its (size, mtime, ctime, inode) *and* a sampled
-content check (16 blocks of 64 KiB spread over the file): an in-place edit that restores
-size, mtime and inode still changes the ctime, and a copy whose timestamps were carried
-over still fails the sample, so a memoised digest is trusted only when both agree.
+"The cache" in its documentation; the same trap is reported in huggingface/datasets#7448).
+Re-hashing multi-GB files on every run is avoided by remembering each file's digest next to
+its (size, mtime, ctime, inode) *and* a sampled content check (16 blocks of 64 KiB spread
+over the file): an in-place edit that restores size, mtime and inode still changes the
+ctime, and a copy whose timestamps were carried over still fails the sample, so a memoised
+digest is trusted only when both agree.
 
 Layout (:data:`FORMAT` 2).  An entry ``datasets/<name>/<key>/`` holds one Arrow stream file
 per split, written record batch by record batch as the converter produces rows
@@ -240,7 +241,7 @@ def _open_entry(target: Path) -> tuple[datasets.DatasetDict, dict[str, Any]] | s
         return meta
     try:
         data = datasets.DatasetDict({s: _open_split(target, s, meta["fingerprint"]) for s in meta["splits"]})
-    except Exception as exc:  # noqa: BLE001 - any failure to open means: rebuild
+    except Exception as exc:
         return f"it cannot be opened ({type(exc).__name__}: {exc})"
     rows = {s: len(d) for s, d in data.items()}
     if rows != meta.get("rows"):
@@ -414,6 +415,6 @@ def open_arrays(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | 
                 arrays[name] = np.load(path, mmap_mode="c", allow_pickle=False)
             except ValueError:  # numpy cannot map an empty array
                 arrays[name] = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - any failure to open means: rebuild
+    except Exception as exc:
         return f"it cannot be opened ({type(exc).__name__}: {exc})"
     return arrays, meta

@@ -167,7 +167,8 @@ def canonical(frame: pd.DataFrame) -> pd.DataFrame:
     """The frame in a fixed row order, whatever store it came from (MLflow or an export)."""
     if frame.empty:
         return frame
-    return frame.sort_values(["dataset", "method", "seed", "start_time", "run_id"], kind="stable").reset_index(drop=True)
+    order = ["dataset", "method", "seed", "start_time", "run_id"]
+    return frame.sort_values(order, kind="stable").reset_index(drop=True)
 
 
 def _variants(row: pd.Series) -> tuple[str, str]:
@@ -245,7 +246,8 @@ def select_metrics(done: pd.DataFrame, datasets: Sequence[str], metrics: Sequenc
         if not metrics:
             chosen[dataset] = [primary]
             continue
-        names = [m.split(":", 1)[1] if ":" in m else m for m in metrics if ":" not in m or m.split(":", 1)[0] == dataset]
+        names = [m.split(":", 1)[1] if ":" in m else m for m in metrics
+                 if ":" not in m or m.split(":", 1)[0] == dataset]
         recorded = recorded_metrics(done, dataset)
         for name in names:
             if name not in recorded:
@@ -452,7 +454,8 @@ def _provenance(suite: str, frame: pd.DataFrame, done: pd.DataFrame, failures: p
 
     variants = {}
     for dataset, part in done.groupby("dataset", sort=True):
-        variants[dataset] = sorted({f"{p} (primary); variants {v or p}" for p, v in (_variants(r) for _, r in part.iterrows())})
+        pairs = (_variants(r) for _, r in part.iterrows())
+        variants[dataset] = sorted({f"{p} (primary); variants {v or p}" for p, v in pairs})
     return {
         "suite": suite,
         "finished_runs": len(done),
@@ -463,7 +466,8 @@ def _provenance(suite: str, frame: pd.DataFrame, done: pd.DataFrame, failures: p
         "versions": {k: sorted(v) for k, v in sorted(versions.items())},
         "torch": uniq("torch_version"),
         "git_sha": uniq("git_sha"),
-        "data_hashes": {d: sorted({str(h) for h in part["data_hash"].dropna()}) for d, part in done.groupby("dataset", sort=True)},
+        "data_hashes": {d: sorted({str(h) for h in part["data_hash"].dropna()})
+                        for d, part in done.groupby("dataset", sort=True)},
         "metric_variants": variants,
         "metrics_shown": {d: list(m) for d, m in sorted(metrics.items())},
         "ranking": rank,
@@ -538,7 +542,8 @@ def build_board(frame: pd.DataFrame, suite: str = "default", datasets: Sequence[
     if datasets:
         unknown = [d for d in datasets if d not in known]
         if unknown:
-            raise FuseBenchError(f"No runs for dataset(s) {unknown} in suite {suite!r}; it has: {', '.join(known) or 'none'}.")
+            raise FuseBenchError(f"No runs for dataset(s) {unknown} in suite {suite!r}; it has: "
+                                 f"{', '.join(known) or 'none'}.")
     wanted = list(datasets) if datasets else known
     done = finished_runs(frame, allow_mixed_data, allow_mixed_metrics, latest_data)
     if not done.empty:
@@ -546,7 +551,8 @@ def build_board(frame: pd.DataFrame, suite: str = "default", datasets: Sequence[
     chosen = select_metrics(done, wanted, metrics) if not done.empty else {}
     rows = []
     if not frame.empty:
-        for (dataset, method), attempts in frame[frame["dataset"].isin(wanted)].groupby(["dataset", "method"], sort=True):
+        shown = frame[frame["dataset"].isin(wanted)]
+        for (dataset, method), attempts in shown.groupby(["dataset", "method"], sort=True):
             planned = len({int(s) for s in frame.loc[frame["dataset"] == dataset, "seed"]})
             group_done = done[(done["dataset"] == dataset) & (done["method"] == method)] if not done.empty else done
             ref = group_done if not group_done.empty else attempts
@@ -730,7 +736,8 @@ def footer_items(board: Board) -> list[str]:
     variants = "; ".join(f"{d}: {' | '.join(v)}" for d, v in p["metric_variants"].items())
     return [
         f"Suite {p['suite']}",
-        f"{p['finished_runs']} finished runs of {p['attempted_runs']} recorded ({p['failed_or_missing']} failed or missing)",
+        f"{p['finished_runs']} finished runs of {p['attempted_runs']} recorded "
+        f"({p['failed_or_missing']} failed or missing)",
         f"seeds {p['seeds']}",
         f"budget {'; '.join(p['budget'])}",
         f"versions: {versions}",
@@ -774,7 +781,8 @@ def _significance_note(board: Board) -> str:
 
 
 ANALYSIS_NOTE = (
-    "Shown metric, mean ± std over seeds (the spread of the trained models; the main table gives intervals). Units and direction: Clean, EMAP, Missing (mean) and Relative "
+    "Shown metric, mean ± std over seeds (the spread of the trained models; the main table gives intervals). "
+    "Units and direction: Clean, EMAP, Missing (mean) and Relative "
     "rob. are scores of the row's metric, in its units and direction (↑ higher is better; ↓ lower is better, "
     "e.g. MAE: an error), so compare them within a row's metric only; EMAP gap and Effective rob. are "
     "oriented for every metric so that > 0 means 'uses cross-modal interactions' and 'degrades more "
@@ -1160,7 +1168,8 @@ def both_table(comparison: ViewComparison) -> pd.DataFrame:
         for r in part.itertuples(index=False):
             title = titles[(r.dataset, r.metric)]
             for view in ("default", "tuned"):
-                mean, low, high = getattr(r, f"mean_{view}"), getattr(r, f"ci_low_{view}"), getattr(r, f"ci_high_{view}")
+                mean = getattr(r, f"mean_{view}")
+                low, high = getattr(r, f"ci_low_{view}"), getattr(r, f"ci_high_{view}")
                 n, planned = getattr(r, f"n_{view}"), getattr(r, f"planned_{view}")
                 row[f"{title} {view}"] = ("—" if pd.isna(n) else
                                           _main_cell(mean, (high - low) / 2, int(n), int(planned)))

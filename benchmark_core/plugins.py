@@ -111,7 +111,7 @@ class PluginManager(pluggy.PluginManager):
                 stage = "registering its hooks"
                 self.register(plugin, name=ep.name)
                 self.check_pending()  # the plugins before it passed: a misspelt hook is this one's
-            except Exception as exc:  # noqa: BLE001 - isolation is the point
+            except Exception as exc:
                 if self.get_plugin(ep.name) is not None:
                     self.unregister(name=ep.name)
                 self.failures.append(PluginFailure(ep.name, *origin, stage, _last_line(exc)))
@@ -191,7 +191,7 @@ class Registry:
                 register = functools.partial(self._stage, staged, kind, spec_cls, noun, origin)
                 try:
                     impl.function(**{arg: register for arg in impl.argnames})
-                except Exception as exc:  # noqa: BLE001 - one installed plugin must not sink the rest
+                except Exception as exc:
                     if name not in self.pm.distributions:
                         raise
                     self.failures.append(PluginFailure(name, distribution, version, f"its {hook_name} hook",

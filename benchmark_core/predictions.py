@@ -281,7 +281,7 @@ def _score(spec: MetricSpec, part: SplitPredictions, row: pd.Series) -> float:
     plugin's bug must not read as a FuseBench crash)."""
     try:
         return float(spec.fn(part.y, part.pred))
-    except Exception as exc:  # noqa: BLE001 - any failure of plugin code is reported the same way
+    except Exception as exc:
         raise FuseBenchError(
             f"Metric {spec.name!r} raised {type(exc).__name__}: {' '.join(str(exc).split())} on the stored "
             f"predictions of run {row['run_id']} ({row['method']} on {row['dataset']}, seed {row['seed']}). "

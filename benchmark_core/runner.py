@@ -123,7 +123,7 @@ def execute(spec: RunSpec, registry: Registry | None = None,
     except DivergedError as exc:
         return RunResult(spec, "diverged", error=str(exc), traceback=traceback.format_exc(),
                          info={"wall_time_s": time.perf_counter() - started})
-    except Exception as exc:  # noqa: BLE001 - isolation is the point
+    except Exception as exc:
         return RunResult(spec, "failed", error=f"{type(exc).__name__}: {exc}",
                          traceback=traceback.format_exc(),
                          info={"wall_time_s": time.perf_counter() - started})
@@ -209,4 +209,4 @@ def _stored(split: SplitTensors, pred: torch.Tensor) -> SplitPredictions:
                             pred=pred.numpy().astype(np.float32, copy=False))
 
 
-from . import evaluation  # noqa: F401  (registers the stress and EMAP evaluators)
+from . import evaluation  # noqa: E402, F401  (registers the stress and EMAP evaluators)

@@ -74,11 +74,11 @@ def _probe_http(uri: str) -> None:
     """One GET with a short timeout: any HTTP answer means a server is there."""
     url = uri.rstrip("/") + "/health"
     try:
-        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S):  # noqa: S310 - the user's own URI
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S):
             return
     except urllib.error.HTTPError:
         return  # it answered (e.g. 404 from a proxy in front of the API): the client will say more
-    except (urllib.error.URLError, socket.timeout, TimeoutError, OSError) as exc:
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise _unusable(uri, f"no server answered at {url} within {PROBE_TIMEOUT_S:.0f} s ({reason})") from None
 

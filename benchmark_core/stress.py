@@ -120,7 +120,7 @@ def partial_encoding_ok(model: FusionModel, batch: Batch, device: str = "cpu", n
             some = _encode_some(model, sample, [m], device)
             if not torch.allclose(some.x[m], full.x[m], rtol=1e-4, atol=1e-5):
                 return False
-    except Exception:  # noqa: BLE001 - any failure means: do not reuse
+    except Exception:
         return False
     return True
 

@@ -129,7 +129,7 @@ def preflight(registry: Registry, datasets: Sequence[str],
         except FuseBenchError as exc:
             problems.append(str(exc))
             continue
-        except Exception as exc:  # noqa: BLE001 - a plugin's loader bug: one paragraph, not a traceback
+        except Exception as exc:
             origin = registry.dist_version("datasets", name)
             problems.append(f"dataset {name!r} could not be loaded: {type(exc).__name__}: {exc}. Fix the data or "
                             f"the dataset plugin ({origin}), or leave {name} out of --datasets.")
@@ -367,7 +367,7 @@ def _execute(registry, todo, planned, tracker, executor, command, echo, progress
     except KeyboardInterrupt:
         status, reason = "KILLED", "interrupted (Ctrl-C/SIGTERM) before the run finished"
         raise
-    except Exception as exc:  # noqa: BLE001 - reported as one paragraph with the real cause
+    except Exception as exc:
         status = "FAILED"
         error = _aborted(tracker, exc, sum(r.ok for r in report.results))
         reason = f"the driver stopped before the run finished: {type(exc).__name__}: {str(exc).strip()[-300:]}"
@@ -378,13 +378,13 @@ def _execute(registry, todo, planned, tracker, executor, command, echo, progress
                 for run_id in children.values():  # started but never finished
                     try:
                         (tracker.mark_killed if status == "KILLED" else tracker.mark_failed)(run_id, reason)
-                    except Exception:  # noqa: BLE001 - the store failed (disk full): the next run closes it
+                    except Exception:
                         if error is None:
                             raise
                 if report.failures and status == "FINISHED":
                     status = "FAILED"
                 tracker.end_run(parent, status)
-            except Exception:  # noqa: BLE001 - the store itself failed (disk full): the next run closes them
+            except Exception:
                 if error is None:
                     raise
             finally:

@@ -115,7 +115,8 @@ class Study:
 
     def record(self) -> dict[str, Any]:
         """What identifies the search (logged on the study's MLflow run)."""
-        return {"method": self.method, "dataset": self.dataset, "study": self.study_hash, "space": space_record(self.space),
+        return {"method": self.method, "dataset": self.dataset, "study": self.study_hash,
+                "space": space_record(self.space),
                 "space_hash": self.space_hash, "sampler": SAMPLER, "startup_trials": STARTUP_TRIALS,
                 "sampler_seed": self.sampler_seed, "tune_seed": self.tune_seed, "base_spec_hash": self.base.spec_hash,
                 "primary_metric": self.primary, "higher_is_better": self.higher_is_better}

@@ -241,7 +241,7 @@ def check_method(spec: MethodSpec, tasks: Iterable[TaskSpec] | None = None) -> l
                 f"modality_kinds={spec.modality_kinds}"]
     try:
         hparams = resolve_hparams(spec, {})
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return [f"{where}: its defaults cannot be resolved ({_err(exc)})"]
     encode_checked = False
     for task in tasks:
@@ -249,7 +249,7 @@ def check_method(spec: MethodSpec, tasks: Iterable[TaskSpec] | None = None) -> l
         torch.manual_seed(0)
         try:
             model = spec.build(task, dict(hparams))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             problems.append(f"{on}: build() raised {_err(exc)}")
             continue
         if not isinstance(model, FusionModel):
@@ -260,7 +260,7 @@ def check_method(spec: MethodSpec, tasks: Iterable[TaskSpec] | None = None) -> l
         model.train()
         try:
             out = model(batch)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             problems.append(f"{on}: forward raised {_err(exc)}")
             continue
         if not isinstance(out, Output):
@@ -278,7 +278,7 @@ def check_method(spec: MethodSpec, tasks: Iterable[TaskSpec] | None = None) -> l
             loss = task_loss(out.pred, batch.y, task.target) + out.aux_loss
             model.zero_grad(set_to_none=True)
             loss.backward()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             problems.append(f"{on}: backward pass failed ({_err(exc)})")
             continue
         params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -298,13 +298,13 @@ def check_method(spec: MethodSpec, tasks: Iterable[TaskSpec] | None = None) -> l
             encode_checked = True
             try:
                 issue = _check_encode_independent(model, task, batch)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 issue = f"encode() raised {_err(exc)}"
             if issue:
                 problems.append(f"{on}: {issue}")
         try:
             issue = _check_rows_independent(model, task)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             issue = f"eval-mode forward raised {_err(exc)}"
         if issue:
             problems.append(f"{on}: {issue}")
@@ -343,7 +343,7 @@ def check_metric(spec, kinds: Iterable[str] | None = None) -> list[str]:
         y, pred = random_metric_inputs(kind)
         try:
             value = spec.fn(y, pred)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             problems.append(f"{where} raised {_err(exc)} on random {kind} inputs "
                             f"(y_true {y.shape}, y_pred {pred.shape})")
             continue
@@ -373,7 +373,7 @@ def check_dataset(spec, registry: Registry, notes: list[str] | None = None) -> l
         if notes is not None:
             notes.append(f"{where} could not be loaded here: {exc}")
         return problems
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         problems.append(f"{where}: load() raised {_err(exc)}; if files are missing, raise "
                         "benchmark_core.errors.DataError saying how to obtain them")
         return problems
@@ -387,7 +387,7 @@ def check_dataset(spec, registry: Registry, notes: list[str] | None = None) -> l
         return problems
     try:
         tensors = to_tensors(spec, dsd)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         problems.append(f"{where}: its data cannot be converted: {exc}")
         return problems
     test = tensors.test
@@ -398,7 +398,7 @@ def check_dataset(spec, registry: Registry, notes: list[str] | None = None) -> l
             continue
         try:
             value = registry.metric(metric).fn(test.y.numpy(), pred)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             problems.append(f"{where}: metric {metric!r} raised {_err(exc)} on its test labels")
             continue
         issue = _metric_value_problem(value)
@@ -442,7 +442,7 @@ def check_stress(spec, tasks: Iterable[TaskSpec] | None = None) -> list[str]:
         on = f"{where} on {describe_task(task)}"
         try:
             conditions = _conditions(spec, task)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             problems.append(f"{on}: conditions(task) raised {_err(exc)}")
             continue
         if not conditions:
@@ -467,7 +467,7 @@ def check_stress(spec, tasks: Iterable[TaskSpec] | None = None) -> list[str]:
             try:
                 out = _apply_stress(spec, batch, target, level, 7, stats)
                 again = _apply_stress(spec, batch, target, level, 7, stats)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 problems.append(f"{cond}: apply raised {_err(exc)}")
                 break
             issue = _stress_output_problem(batch, out, again, _targeted(target, names))
@@ -552,7 +552,7 @@ def _plugins_in(registry: Registry, name: str) -> list[str]:
 def _fails(factory: Callable[..., Registry], **kwargs: Any) -> BaseException | None:
     try:
         factory(**kwargs)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return exc
     return None
 
@@ -575,7 +575,7 @@ def _registry_without_broken(name: str, exc: BaseException, report: ValidationRe
     broken = [ep for ep in others if _fails(factory, load=[ep]) is not None]
     try:
         registry = factory(block=broken)
-    except Exception:  # noqa: BLE001 - e.g. a duplicate name between two plugins
+    except Exception:
         raise FuseBenchError(f"Could not load the installed plugins: {_err(exc).rstrip('.')}. Fix or block "
                              "the plugin named in that message (FUSEBENCH_BLOCK_PLUGINS).") from exc
     if broken:
@@ -592,7 +592,7 @@ def validate_plugin(name: str, registry: Registry | None = None,
     if registry is None:
         try:
             registry = registry_factory()
-        except Exception as exc:  # noqa: BLE001 - e.g. two plugins register one name
+        except Exception as exc:
             registry = _registry_without_broken(name, exc, report, registry_factory)
             if registry is None:
                 return report

@@ -15,7 +15,6 @@ from benchmark_core import TaskSpec
 from benchmark_core.data import Batch
 from benchmark_core.encoders import last_valid
 from benchmark_core.models import FusionModel, Output
-
 from plugins.methods.common import as_sequence, causal_mask, pick_modality, sinusoidal_positions
 
 

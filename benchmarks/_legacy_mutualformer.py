@@ -13,7 +13,6 @@ from benchmark_core import TaskSpec
 from benchmark_core.data import Batch
 from benchmark_core.encoders import mlp_head
 from benchmark_core.models import FusionModel, Output
-
 from plugins.methods.common import as_sequence
 
 

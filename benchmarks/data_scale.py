@@ -46,7 +46,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import _common as common
+import _common as common  # noqa: E402 - a sibling script, importable once its folder is on the path
 
 GIB = 2**30
 DIMS_MOSI = {"text": 768, "audio": 5, "vision": 20}
@@ -313,7 +313,8 @@ def scaling(result: dict) -> list[str]:
             slope, intercept = np.polyfit(size, [get(r) for r in rows], 1)
             parts.append(f"{what} {intercept:.2f} + {slope:.2f} x GiB of file ({intercept + slope * full:.1f} {unit} "
                          f"at full size)")
-        lines.append(f"Linear fit over {', '.join(r['shape'] for r in rows)} (file GiB {', '.join(f'{x:.2f}' for x in size)};"
+        shapes, gib = ", ".join(r["shape"] for r in rows), ", ".join(f"{x:.2f}" for x in size)
+        lines.append(f"Linear fit over {shapes} (file GiB {gib};"
                      f" full size {full:.2f} GiB): " + "; ".join(parts) + ".")
     return lines
 

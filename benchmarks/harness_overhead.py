@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as common  # noqa: E402
+import _common as common
 
 
 def hand_loop(method, data, hparams: dict, epochs: int, batch_size: int, lr: float, grad_clip: float,
@@ -180,7 +180,7 @@ def run(argv: list[str] | None = None) -> dict:
                 return hand_loop(method, data, hparams, args.epochs, args.batch_size, budget.lr,
                                  budget.grad_clip, 0, args.threads)
 
-            def harness():
+            def harness(repeat=repeat):
                 return harness_run(registry, uri, f"overhead-{repeat}", args.method, options, budget, 0)
 
             if repeat % 2:  # alternate the order so drift in machine load hits both sides alike

@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as common  # noqa: E402
+import _common as common
 
 SHAPES = ("mosi", "mfeat", "basicmotions", "synthetic")
 DATASETS = {"mosi": "mosi", "mfeat": "mfeat", "basicmotions": "basicmotions", "synthetic": "synthetic-xor"}
@@ -83,8 +83,9 @@ class Side:
     """One implementation: its model, optimiser and harness training step."""
 
     def __init__(self, model, budget, target, device: str):
-        from benchmark_core.training import make_optimizer
         from throughput import _step_fn
+
+        from benchmark_core.training import make_optimizer
 
         self.model = model.to(device)
         self.step = _step_fn(self.model, make_optimizer(self.model, budget), budget, target)
@@ -157,7 +158,7 @@ def measure(registry, method_name: str, data, args) -> dict:
 
 def render(results: dict) -> list[str]:
     """The markdown table (also what ``run_all.py`` writes into the README)."""
-    fmt = lambda x: f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"  # noqa: E731
+    fmt = lambda x: f"{x:,.0f}" if x >= 100 else f"{x:,.1f}"
     lines = [f"Command: `{results['command']}`", "", f"Machine: {results['machine']}; device {results['device']}, "
              f"{results['threads']} thread(s); {results['rounds']} alternating rounds, each timing both sides for at "
              f"least {results['min_seconds']:g} s on the same {results['samples']} training samples (after warm-up) "
@@ -216,7 +217,7 @@ def run(argv: list[str] | None = None) -> dict:
             for method in methods:
                 try:
                     rows[method] = row = measure(registry, method, data, args)
-                except Exception as exc:  # noqa: BLE001 - report and go on with the others
+                except Exception as exc:
                     rows[method] = {"error": f"{type(exc).__name__}: {exc}"}
                     print(f"{shape} {method} failed: {rows[method]['error']}")
                     continue

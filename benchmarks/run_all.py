@@ -7,7 +7,8 @@
 The README section between ``<!-- figures:begin -->`` and ``<!-- figures:end -->`` is generated
 here and only here: numbers are never typed in.  Each part (``overhead``, ``throughput``,
 ``tfn_vs_lmf``, ``stress_emap``) has its own marked block, stamped with when and where it was
-measured; ``--only tfn_vs_lmf`` re-measures one part and leaves the other blocks alone.  ``benchmarks/stress_emap_cost.py`` (stress
+measured; ``--only tfn_vs_lmf`` re-measures one part and leaves the other blocks alone.
+``benchmarks/stress_emap_cost.py`` (stress
 grid + EMAP cost relative to training) is run as a separate process and its printed table is
 included verbatim.
 """
@@ -109,7 +110,8 @@ def render_tfn_vs_lmf(tvl: dict, started: str) -> list[str]:
               "LMF infer/s | **train x** | **infer x** | **params x** |", "|---" * 11 + "|"]
     for r in tvl["rows"]:
         t, lmf, q = r["tfn"], r["lmf"], r["ratio"]
-        lines.append(f"| {r['shape']} | {r['config']} | {t['params']:,d} | {lmf['params']:,d} | {_fmt(t['train_sps'])} | "
+        lines.append(f"| {r['shape']} | {r['config']} | {t['params']:,d} | {lmf['params']:,d} | "
+                     f"{_fmt(t['train_sps'])} | "
                      f"{_fmt(lmf['train_sps'])} | {_fmt(t['infer_sps'])} | {_fmt(lmf['infer_sps'])} | "
                      f"**{q['train']:.2f}** | **{q['infer']:.2f}** | **{q['params']:.1f}** |")
     return lines

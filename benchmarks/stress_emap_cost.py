@@ -131,9 +131,11 @@ def _datasets(value: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--methods", default="all", help="comma list or 'all' (every method of `bench run --methods all`)")
+    parser.add_argument("--methods", default="all",
+                        help="comma list or 'all' (every method of `bench run --methods all`)")
     parser.add_argument("--datasets", default="embedded", help="comma list; 'embedded' = " + ",".join(EMBEDDED))
-    parser.add_argument("--epochs", type=int, default=None, help="pin the epochs (default: each dataset's default budget)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="pin the epochs (default: each dataset's default budget)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--patience", type=int, default=None)
     parser.add_argument("--threads", type=int, default=Budget().threads)
@@ -201,7 +203,8 @@ def compare(baseline: dict, rows: list[dict]) -> None:
         return
     datasets = list(dict.fromkeys(r["dataset"] for _, r in paired))
     methods = list(dict.fromkeys(r["method"] for _, r in paired))
-    cells = {(r["dataset"], r["method"]): f"{b['ratio']:.2f}→{r['ratio']:.2f} ({b['cpu_ratio']:.2f}→{r['cpu_ratio']:.2f})"
+    cells = {(r["dataset"], r["method"]):
+             f"{b['ratio']:.2f}→{r['ratio']:.2f} ({b['cpu_ratio']:.2f}→{r['cpu_ratio']:.2f})"
              for b, r in paired}
     print(f"\nbefore → after: (stress + EMAP) / train, wall clock (CPU time); before = `{baseline['command']}` "
           "at commit c4c2a11")

@@ -32,8 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as common  # noqa: E402
-import throughput  # noqa: E402
+import _common as common
+import throughput
 
 CONFIGS = {"harness defaults": {"tensor": {}, "lmf": {}},
            "paper setting": {"tensor": {"tensor_dim": 32}, "lmf": {}}}
@@ -168,7 +168,9 @@ def run(argv: list[str] | None = None) -> dict:
                 hps = {"tensor": hps["tensor"], "lmf": {**hps["lmf"], "rank": args.rank}}
                 for scope in ("full model", "fusion + head"):
                     make = _full_model if scope == "full model" else _fusion_only
-                    res = interleaved({m: (lambda m=m: make(registry, m, data, hps[m], budget)) for m in ("tensor", "lmf")},
+                    builders = {m: (lambda m=m, make=make, hps=hps, data=data:
+                                    make(registry, m, data, hps[m], budget)) for m in ("tensor", "lmf")}
+                    res = interleaved(builders,
                                       args.batch_size, args.steps if scope == "full model" else args.fusion_steps,
                                       args.max_seconds)
                     ratio = _ratios(res["tensor"], res["lmf"])

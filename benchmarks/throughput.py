@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _common as common  # noqa: E402
+import _common as common
 
 
 def _step_fn(model, optimizer, budget, target):
@@ -140,7 +140,8 @@ def run(argv: list[str] | None = None) -> dict:
                      "eval_batch_size": EVAL_BATCH_SIZE, "shapes": {}}
     try:
         for shape in shapes:
-            load_s, data = common.timed(lambda: load_tensors(registry.dataset("mosi"), store.options(shape)))
+            load_s, data = common.timed(lambda shape=shape: load_tensors(registry.dataset("mosi"),
+                                                                         store.options(shape)))
             path_sps = data_path_sps(data, args.batch_size, 0.2 if args.quick else 1.0)
             print(f"\nMOSI-shaped {shape} ({data.report['sizes']}, {common.STEPS} steps; loaded through the mosi "
                   f"plugin in {load_s:.1f} s); device {args.device}, {args.threads} threads, training batch "
@@ -152,7 +153,7 @@ def run(argv: list[str] | None = None) -> dict:
                 try:
                     row = measure_method(registry, name, data, budget, args.steps, args.warmup,
                                          args.max_seconds, args.device)
-                except Exception as exc:  # noqa: BLE001 - report and go on with the other methods
+                except Exception as exc:
                     print(f"{name:14} failed: {type(exc).__name__}: {exc}")
                     rows[name] = {"error": f"{type(exc).__name__}: {exc}"}
                     continue

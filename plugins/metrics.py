@@ -159,7 +159,8 @@ def auroc(y_true, y_pred):
 
 
 def rmse(y_true, y_pred):
-    return float(skm.root_mean_squared_error(np.asarray(y_true, dtype=np.float64).reshape(-1), regression_values(y_pred)))
+    truth = np.asarray(y_true, dtype=np.float64).reshape(-1)
+    return float(skm.root_mean_squared_error(truth, regression_values(y_pred)))
 
 
 def r2(y_true, y_pred):
@@ -179,7 +180,8 @@ def register_metrics(register):
                         "Support-weighted mean of per-class F1 (sklearn, y_true first)."))
     register(MetricSpec("mae", mae, False, ("regression",), "Mean absolute error (unclipped)."))
     register(MetricSpec("mse", mse, False, ("regression",), "Mean squared error."))
-    register(MetricSpec("corr", pearson, True, ("regression",), "Pearson correlation of prediction and truth (undefined, NaN, for a constant prediction)."))
+    register(MetricSpec("corr", pearson, True, ("regression",),
+                        "Pearson correlation of prediction and truth (undefined, NaN, for a constant prediction)."))
     register(MetricSpec("balanced_accuracy", balanced_accuracy, True, ("multiclass",),
                         "Mean per-class recall (sklearn balanced_accuracy_score); chance is 1/C."))
     register(MetricSpec("precision_macro", precision_macro, True, ("multiclass",),

@@ -14,8 +14,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
-from benchmark_core.plugins import build_registry  # noqa: E402
-from benchmark_core.specs import Budget, RunSpec  # noqa: E402
+from benchmark_core.plugins import build_registry
+from benchmark_core.specs import Budget, RunSpec
+
+pytest_plugins = ["fusebench.testing"]  # the plugin kit's fixtures, as a plugin author gets them
 
 TINY_XOR = {"n": 400}
 

@@ -6,10 +6,10 @@ import pickle
 
 import numpy as np
 import pytest
+from fixtures_affect import write_mmsa, write_mult
 
 from benchmark_core.cli import main
 from benchmark_core.errors import DataError
-from fixtures_affect import write_mmsa, write_mult
 from plugins.datasets.affect.loader import load
 from plugins.datasets.affect.profiles import MOSI
 

@@ -15,17 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import one_paragraph
 
 from benchmark_core.plugins import get_registry
 from fusebench import DataError, data_dirs, data_path
-from fusebench.testing import (  # noqa: F401 - fixtures
-    fusebench_block_plugins,
-    fusebench_data_dir,
-    fusebench_env,
-    run_cli,
-)
-
-from conftest import one_paragraph
+from fusebench.testing import run_cli
 
 pytest_plugins = ["pytester"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-
 from pathlib import Path
 
 import numpy as np
@@ -197,7 +196,8 @@ def test_generic_uea_dataset_parses_each_file_once(tmp_path, registry, monkeypat
 
 
 def test_a_dataset_budget_applies_unless_the_user_pins_the_flag(registry):
-    plan = make_plan(registry, ["additive"], ["basicmotions", "synthetic-xor"], [0], Budget(epochs=3), pinned={"epochs"})
+    plan = make_plan(registry, ["additive"], ["basicmotions", "synthetic-xor"], [0], Budget(epochs=3),
+                     pinned={"epochs"})
     budgets = {s.dataset: s.budget for s in plan}
     assert budgets["basicmotions"].batch_size == basicmotions.BUDGET["batch_size"] == 8
     assert budgets["basicmotions"].epochs == 3  # pinned by the user

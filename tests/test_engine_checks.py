@@ -61,7 +61,8 @@ def _regression(options):
     def split(n):
         x = rng.normal(size=(n, 3)).astype(np.float32)
         y = (x[:, 0] - 0.5 * x[:, 1]).astype(np.float32)
-        return dataset_from_arrays({"a": ("vector", x[:, :2]), "b": ("vector", x[:, 2:])}, y, TargetSpec("regression", 1))
+        return dataset_from_arrays({"a": ("vector", x[:, :2]), "b": ("vector", x[:, 2:])}, y,
+                                   TargetSpec("regression", 1))
 
     return datasets.DatasetDict({"train": split(64), "validation": split(32), "test": split(32)})
 

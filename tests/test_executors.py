@@ -4,12 +4,12 @@ and Ray; results flow back to the driver, which alone writes MLflow."""
 from __future__ import annotations
 
 import pytest
+from conftest import TINY_XOR, tiny_spec
 
 from benchmark_core.executors import ProcessExecutor, SerialExecutor
 from benchmark_core.specs import Budget
 from benchmark_core.suite import make_plan, run_suite
 from benchmark_core.tracking import Tracker
-from conftest import TINY_XOR, tiny_spec
 
 
 def _collect(executor, specs):

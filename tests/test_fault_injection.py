@@ -9,9 +9,9 @@ from __future__ import annotations
 import signal
 
 import pytest
+from store_checks import assert_store_invariants, child_statuses, start_driver, stop, wait_for
 
 from benchmark_core.cli import main
-from store_checks import assert_store_invariants, child_statuses, start_driver, stop, wait_for
 
 ARGS = ["run", "--methods", "additive,late", "--datasets", "synthetic-xor", "--seeds", "0", "--epochs", "1",
         "--dataset-option", "synthetic-xor.n=200", "--no-stress", "--no-emap"]

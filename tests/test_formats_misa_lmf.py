@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import one_paragraph
 import torch
+from conftest import one_paragraph
 from fixtures_formats_misa import (
     DIMS,
     VOCABULARY,

@@ -8,8 +8,14 @@ import re
 
 import numpy as np
 import pytest
-from fixtures_formats_multibench import (DIALOGUE_DIMS, MULTIBENCH_DIMS, documented_validation, rewrite,
-                                         write_dialoguernn, write_multibench)
+from fixtures_formats_multibench import (
+    DIALOGUE_DIMS,
+    MULTIBENCH_DIMS,
+    documented_validation,
+    rewrite,
+    write_dialoguernn,
+    write_multibench,
+)
 
 from benchmark_core.cli import main
 from benchmark_core.data import to_tensors
@@ -186,7 +192,7 @@ def test_validation_holds_whole_dialogues_about_a_tenth(tmp_path):
     expected = write_dialoguernn(tmp_path, train=120, test=31)
     dsd, report = load(IEMOCAP6, {"data_dir": str(tmp_path)})
     assert report["dialogues"] == {"train": 108, "validation": 12, "test": 31}  # COSMIC also holds out 12 of 120
-    dialogue = lambda uid: uid.rsplit("[", 1)[0]  # noqa: E731
+    dialogue = lambda uid: uid.rsplit("[", 1)[0]
     train, valid = {dialogue(i) for i in dsd["train"]["id"]}, {dialogue(i) for i in dsd["validation"]["id"]}
     assert not train & valid and valid == set(expected.dialogues["validation"])
 

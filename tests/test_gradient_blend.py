@@ -101,7 +101,7 @@ def test_held_out_part_is_carved_once_from_the_holdout_stream():
     narrowed = model.training_data(data, torch.Generator().manual_seed(1))
     held = model.held_out_rows
     assert len(held) == 10 and narrowed.train.size == 40
-    ids = lambda split: set(split.x["a"][:, 0].long().tolist())  # noqa: E731
+    ids = lambda split: set(split.x["a"][:, 0].long().tolist())
     assert ids(narrowed.splits[HOLDOUT]) == set(held.tolist())
     assert ids(narrowed.train) == set(range(50)) - set(held.tolist())
     assert narrowed.validation is data.validation and narrowed.test is data.test
@@ -118,7 +118,7 @@ def test_overfitting_signal_stays_positive_on_a_memorisable_task():
     O stayed near 0 (measured: fused 0.04)."""
     dim = 64
     task = TaskSpec((ModalitySpec("a", dim), ModalitySpec("b", dim)), BINARY)
-    noise = lambda n, offset, g: {m: torch.randn(n, dim, generator=g) for m in "ab"}  # noqa: E731
+    noise = lambda n, offset, g: {m: torch.randn(n, dim, generator=g) for m in "ab"}
     data = dataset(task, 120, noise, random_labels)
     spec = REGISTRY.method("nonlinear")
     seeds = seed_everything(0, 1)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import statistics
 
+from conftest import TINY_XOR
+
 from benchmark_core.executors import SerialExecutor
 from benchmark_core.leaderboard import render_markdown, runs_frame
 from benchmark_core.specs import Budget
 from benchmark_core.suite import make_plan, run_suite
 from benchmark_core.tracking import Tracker
-from conftest import TINY_XOR
 
 
 def test_leaderboard_reports_mean_and_interval_over_seeds(registry, tracking_uri):
@@ -24,7 +25,7 @@ def test_leaderboard_reports_mean_and_interval_over_seeds(registry, tracking_uri
     fresh = Tracker(tracking_uri, "lb")
     text = render_markdown(fresh)
     frame = runs_frame(fresh)
-    for (method, dataset), group in frame.groupby(["method", "dataset"]):
+    for (method, _dataset), group in frame.groupby(["method", "dataset"]):
         values = list(group["test/accuracy"])
         half = 12.706205 * statistics.stdev(values) / len(values) ** 0.5  # t_{1, 0.975}: two seeds
         cell = f"{statistics.mean(values):.4f} ± {half:.4f}"

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 
 from benchmark_core.leaderboard import analysis_table, finished_runs, render_markdown, runs_frame
-from benchmark_core.robustness import effective_robustness
+from benchmark_core.robustness import effective_robustness, stress_key
 from benchmark_core.runner import RunResult
 from benchmark_core.specs import Budget, RunSpec
-from benchmark_core.robustness import stress_key
 from benchmark_core.tracking import Tracker
 
 LEVELS = (0.5, 1.0)

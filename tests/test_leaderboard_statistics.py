@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 
 import pytest
+from store_checks import child_statuses, start_driver, stop, wait_for
 
 from benchmark_core.cli import main
 from benchmark_core.executors import SerialExecutor
@@ -15,7 +16,6 @@ from benchmark_core.specs import Budget
 from benchmark_core.statistics import t_interval
 from benchmark_core.suite import make_plan, run_suite
 from benchmark_core.tracking import Tracker
-from store_checks import start_driver, stop, wait_for, child_statuses
 
 XOR = {"n": 300}
 
@@ -41,7 +41,7 @@ def _board(tracker):
 def test_cells_are_means_with_t_intervals(suite):
     frame, board = _board(suite)
     text = render(frame, "md", "stats", predictions=load(suite, finished_run_ids(frame)))
-    for (method, dataset), part in frame.groupby(["method", "dataset"]):
+    for (method, _dataset), part in frame.groupby(["method", "dataset"]):
         values = part["test/accuracy"].tolist()
         low, high = t_interval(values)
         cell = f"{sum(values) / len(values):.4f} ± {(high - low) / 2:.4f}"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_spec
 
 import plugins.methods.mult as mult_module
 from benchmark_core.attention import GroupLinear, group_attention
@@ -23,7 +24,6 @@ from benchmark_core.models import count_parameters
 from benchmark_core.plugins import build_registry
 from benchmark_core.runner import execute, resolve_hparams
 from benchmark_core.specs import ModalitySpec, TargetSpec, TaskSpec
-from conftest import tiny_spec
 
 REGISTRY = build_registry()
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"

@@ -83,7 +83,7 @@ def test_bilinear_equals_linear_on_tfn():
 
 def test_additive_fusion_is_exactly_additive():
     fusion, head = SumFusion(5).double(), torch.nn.Linear(5, 3).double()
-    f = lambda a, b, c: head(fusion([a, b, c]))  # noqa: E731
+    f = lambda a, b, c: head(fusion([a, b, c]))
     a, b, c = rand(4, 5), rand(4, 5), rand(4, 5)
     a2, b2 = rand(4, 5), rand(4, 5)
     # the effect of changing a does not depend on the other modalities: no interaction terms

@@ -43,7 +43,7 @@ def build(name: str, task: TaskSpec, **overrides):
 
 def train_step(model, batch: Batch) -> torch.Tensor:
     model.train()
-    loss_fn = lambda p, y: torch.nn.functional.cross_entropy(p, y)  # noqa: E731
+    loss_fn = lambda p, y: torch.nn.functional.cross_entropy(p, y)
     objective = getattr(model, "training_loss", None)
     if objective is not None:
         loss = objective(batch, loss_fn)

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from benchmark_core.plugins import build_registry
-from fusebench.testing import fusebench_env, fusebench_make_registry, run_cli  # noqa: F401 - fixtures
+from fusebench.testing import run_cli
 
 BROKEN_IMPORT = '''
 from somelib_not_installed import fuse  # the plugin's dependency is missing

@@ -239,7 +239,7 @@ def test_validate_plugin_catches_encode_mixing_modalities():
     from fusebench import MethodSpec
 
     namespace: dict = {}
-    exec(compile(BROKEN_PLUGIN, "broken_plugin", "exec"), namespace)  # noqa: S102 - test fixture code
+    exec(compile(BROKEN_PLUGIN, "broken_plugin", "exec"), namespace)
     wrong = namespace["WrongWidth"]
 
     class RightWidth(wrong):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import benchmark_core
 
+import benchmark_core
 from benchmark_core.errors import DuplicateRegistrationError, FuseBenchError, UnknownNameError
 from benchmark_core.plugins import build_registry, make_plugin_manager
 

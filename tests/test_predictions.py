@@ -9,6 +9,8 @@ import time
 
 import numpy as np
 import pytest
+from conftest import TINY_XOR
+from fixtures_affect import write_mult
 
 from benchmark_core import DatasetSpec, MetricSpec, hookimpl
 from benchmark_core.cli import main
@@ -17,14 +19,20 @@ from benchmark_core.errors import FuseBenchError
 from benchmark_core.executors import ProcessExecutor, SerialExecutor
 from benchmark_core.leaderboard import runs_frame
 from benchmark_core.plugins import build_registry, get_registry
-from benchmark_core.predictions import (ARTIFACT, SPLITS, export_predictions, load, load_exported, read_npz,
-                                        recompute, registered_metrics)
+from benchmark_core.predictions import (
+    ARTIFACT,
+    SPLITS,
+    export_predictions,
+    load,
+    load_exported,
+    read_npz,
+    recompute,
+    registered_metrics,
+)
 from benchmark_core.runner import RunResult
 from benchmark_core.specs import Budget, RunSpec
 from benchmark_core.suite import make_plan, run_suite
 from benchmark_core.tracking import Tracker
-from conftest import TINY_XOR
-from fixtures_affect import write_mult
 from plugins.datasets.synthetic import DEFAULTS, TARGET, make_loader
 
 EVAL_OFF = {"stress": False, "emap": False}
@@ -105,7 +113,7 @@ def test_artifact_round_trip_with_dataset_ids_through_worker_processes(registry,
     frame = runs_frame(tracker)
     again = recompute(frame, {run_id: stored}, registered_metrics(registry, ["mosi"]))
     for name in registry.dataset("mosi").metrics:
-        for split, prefix in PREFIX.items():
+        for prefix in PREFIX.values():
             key = f"{prefix}/{name}"
             assert np.array_equal(again.frame[key].to_numpy(), frame[key].to_numpy(), equal_nan=True), key
 

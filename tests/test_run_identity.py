@@ -7,14 +7,13 @@ import pickle
 import re
 
 import pytest
+from fixtures_affect import write_mult
 
 from benchmark_core.cli import main
 from benchmark_core.plugins import get_registry
 from benchmark_core.runner import execute
 from benchmark_core.specs import Budget
 from benchmark_core.suite import make_plan
-
-from fixtures_affect import write_mult
 
 
 def _run_args(data_dir, *extra):
@@ -108,11 +107,11 @@ def test_repeated_seeds_are_planned_and_trained_once(tmp_path, monkeypatch, caps
 
 
 def test_run_suite_drops_repeats_it_is_handed(tracking_uri):
+    from conftest import tiny_spec
+
     from benchmark_core.executors import SerialExecutor
     from benchmark_core.suite import run_suite
     from benchmark_core.tracking import Tracker
-
-    from conftest import tiny_spec
 
     spec = tiny_spec(epochs=1)
     lines: list[str] = []
@@ -124,12 +123,12 @@ def test_run_suite_drops_repeats_it_is_handed(tracking_uri):
 
 @pytest.mark.parametrize("bad", ["nan", "inf"])
 def test_non_finite_labels_are_refused_at_load(bad):
+    import datasets
     import numpy as np
 
     from benchmark_core.data import dataset_from_arrays, to_tensors
     from benchmark_core.errors import DataError
     from benchmark_core.specs import DatasetSpec, TargetSpec
-    import datasets
 
     target = TargetSpec("regression", 1)
     labels = np.zeros(6, dtype=np.float32)
@@ -144,12 +143,12 @@ def test_non_finite_labels_are_refused_at_load(bad):
 
 
 def test_labels_of_the_wrong_width_are_refused_not_truncated():
+    import datasets
     import numpy as np
 
     from benchmark_core.data import dataset_from_arrays, to_tensors
     from benchmark_core.errors import DataError
     from benchmark_core.specs import DatasetSpec, TargetSpec
-    import datasets
 
     ds = dataset_from_arrays({"a": ("vector", np.ones((4, 2)))}, np.zeros((4, 5), dtype=np.float32),
                              TargetSpec("regression", 5))

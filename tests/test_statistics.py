@@ -30,7 +30,6 @@ from benchmark_core.statistics import (
     unresolved_datasets,
 )
 
-
 # ---- metrics used by the tests (the conventions of plugins/metrics.py, without sklearn) ----
 
 def accuracy(y, pred):

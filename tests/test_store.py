@@ -13,11 +13,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from store_checks import BENCH, assert_store_invariants, child_statuses, start_driver
 
 from benchmark_core.cli import main
 from benchmark_core.store import schema_problem
 from benchmark_core.tracking import Tracker
-from store_checks import BENCH, assert_store_invariants, child_statuses, start_driver
 
 PLAN = ["--datasets", "synthetic-xor", "--seeds", "0", "--epochs", "1", "--dataset-option", "synthetic-xor.n=200",
         "--no-stress", "--no-emap"]
@@ -37,7 +37,8 @@ def _half_built(path: Path, with_run: bool = False) -> None:
     InitialBase.metadata.create_all(engine)  # MLflow's first step; its migrations never ran
     if with_run:
         with engine.begin() as conn:
-            conn.exec_driver_sql("INSERT INTO experiments (experiment_id, name, lifecycle_stage) VALUES (1, 'x', 'active')")
+            conn.exec_driver_sql("INSERT INTO experiments (experiment_id, name, lifecycle_stage) "
+                                 "VALUES (1, 'x', 'active')")
             conn.exec_driver_sql("INSERT INTO runs (run_uuid, experiment_id, lifecycle_stage, status) "
                                  "VALUES ('r1', 1, 'active', 'FINISHED')")
     engine.dispose()
@@ -79,7 +80,7 @@ def test_two_drivers_at_once_never_crash_or_train_a_run_twice(tmp_path, initiali
         Tracker(f"sqlite:///{db}")
     drivers = _overlapping_drivers(tmp_path)
     outputs = [d.communicate(timeout=600) for d in drivers]
-    for driver, (out, err) in zip(drivers, outputs, strict=True):
+    for driver, (_out, err) in zip(drivers, outputs, strict=True):
         # before issue 13: on a fresh store one crashed ("Online migration expected"); on an
         # initialised one both trained late and tensor
         assert driver.returncode == 0, err[-2000:]
@@ -178,7 +179,8 @@ def test_claims_of_a_dead_driver_are_taken_over(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     path = Claims(store).path
     with sqlite3.connect(path) as conn:
-        conn.execute("INSERT INTO claims VALUES ('abc', ?, ?, 'x/y/seed0', 0)", (socket.gethostname(), int(dead.stdout)))
+        conn.execute("INSERT INTO claims VALUES ('abc', ?, ?, 'x/y/seed0', 0)",
+                     (socket.gethostname(), int(dead.stdout)))
         conn.execute("INSERT INTO claims VALUES ('def', 'another-host', 1, 'x/y/seed1', 0)")
     mine = Claims(store)
     taken = mine.acquire([("abc", "x/y/seed0"), ("def", "x/y/seed1"), ("ghi", "x/y/seed2")])

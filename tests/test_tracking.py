@@ -4,18 +4,18 @@ and skipping finished runs on a re-run."""
 from __future__ import annotations
 
 import json
-import benchmark_core
 from pathlib import Path
 
 import pytest
+from conftest import TINY_XOR
 from mlflow.tracking import MlflowClient
 
+import benchmark_core
 from benchmark_core.errors import FuseBenchError
 from benchmark_core.executors import SerialExecutor
 from benchmark_core.specs import Budget
 from benchmark_core.suite import make_plan, run_suite
 from benchmark_core.tracking import Tracker
-from conftest import TINY_XOR
 
 EVAL_OFF = {"stress": False, "emap": False}
 

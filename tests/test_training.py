@@ -8,11 +8,11 @@ import subprocess
 import sys
 
 import torch
+from conftest import tiny_spec
 
 from benchmark_core.runner import execute, state_hash
-from benchmark_core.training import RunSeeds, seed_everything, task_loss
 from benchmark_core.specs import Budget, TargetSpec
-from conftest import tiny_spec
+from benchmark_core.training import RunSeeds, seed_everything, task_loss
 
 
 def test_two_identical_runs_are_bitwise_identical(registry):

@@ -161,7 +161,8 @@ def test_trial_zero_is_the_default_configuration_and_the_search_is_seeded(regist
         again.tell(0.5)
         first, second = search.ask(), again.ask()
         assert first.params == second.params and first.params != zero.params  # same seed, same history
-        assert set(first.params) == set(study.space) and all(study.space[k].contains(v) for k, v in first.params.items())
+        assert set(first.params) == set(study.space)
+        assert all(study.space[k].contains(v) for k, v in first.params.items())
 
 
 def test_selection_breaks_ties_towards_the_lowest_trial(registry):

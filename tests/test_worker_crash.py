@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import TINY_XOR
 
 from benchmark_core.executors import ProcessExecutor, describe_exit
 from benchmark_core.plugins import build_registry
@@ -14,7 +15,6 @@ from benchmark_core.runner import resolve_hparams
 from benchmark_core.specs import Budget, RunSpec
 from benchmark_core.suite import run_suite
 from benchmark_core.tracking import Tracker
-from conftest import TINY_XOR
 
 CRASHING = '''
 import os

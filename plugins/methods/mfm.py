@@ -128,7 +128,8 @@ class MFM(FusionModel):
                 z_y = torch.where(absent.unsqueeze(-1), self.surrogate(reps, i)[1], z_y)
         return Output(self.predict(z_y), extras={"z_y": z_y})
 
-    def training_loss(self, batch: Batch, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    def training_loss(self, batch: Batch,
+                      loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
         hp = self.hparams
         reps = [self.encode(batch).x[m] for m in self.modalities]
         z_y = self.discriminative(torch.cat(reps, dim=-1))

@@ -6,11 +6,12 @@ They work both before installing (the plugin module is registered explicitly) an
 
 import math
 
+import fusebench_example
 import numpy as np
 import pytest
 import torch
+from fusebench_example.metric import worst_class_recall
 
-import fusebench_example
 from fusebench.testing import (
     assert_run_ok,
     check_dataset,
@@ -21,7 +22,6 @@ from fusebench.testing import (
     tiny_batch,
     tiny_task,
 )
-from fusebench_example.metric import worst_class_recall
 
 
 @pytest.fixture

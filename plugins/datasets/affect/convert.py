@@ -168,7 +168,8 @@ def to_split_rows(splits: Mapping[str, SplitArrays], target: TargetSpec) -> dict
     ``id``)."""
     out = {}
     for split, arrays in splits.items():
-        kinds = {m: "vector" if isinstance(values, np.ndarray) else "sequence" for m, values in arrays.modalities.items()}
+        kinds = {m: "vector" if isinstance(values, np.ndarray) else "sequence"
+                 for m, values in arrays.modalities.items()}
         features = features_from_arrays({m: (kinds[m], v) for m, v in arrays.modalities.items()}, target, ids=True)
         out[split] = datacache.SplitRows(features, _rows(arrays, kinds, target, features))
     return out

@@ -52,7 +52,8 @@ def _label_summary(splits: Mapping[str, SplitArrays], profile: AffectProfile) ->
     else:
         values, counts = np.unique(labels, return_counts=True)
         names = profile.target.labels
-        out["classes"] = {(names[int(v)] if names else str(int(v))): int(c) for v, c in zip(values, counts, strict=True)}
+        out["classes"] = {(names[int(v)] if names else str(int(v))): int(c)
+                          for v, c in zip(values, counts, strict=True)}
     return out
 
 

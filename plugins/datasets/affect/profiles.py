@@ -155,8 +155,8 @@ def mosi_std_folds(video_ids: Sequence[str]) -> Folds:
 def mosei_std_folds(video_ids: Sequence[str]) -> Folds:
     """The SDK's explicit MOSEI fold lists (2249 / 300 / 678 videos), shipped as package data
     with their source (``plugins/datasets/data/cmu_folds/SOURCE.md``), so no SDK is needed."""
-    from importlib import resources
     import json
+    from importlib import resources
 
     path = resources.files("plugins.datasets") / "data" / "cmu_folds" / "cmu_mosei_std_folds.json"
     return json.loads(path.read_text(encoding="utf-8"))

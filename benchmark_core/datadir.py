@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import DataError
+from benchmark_core.errors import DataError
 
 ENV_VAR = "FUSEBENCH_DATA_DIR"
 OPTION = "data_dir"

@@ -27,9 +27,9 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .errors import DuplicateRegistrationError, FuseBenchError, UnknownNameError
-from .specs import DatasetSpec, ExecutorSpec, MethodSpec, MetricSpec, SpecError, StressSpec
+from benchmark_core import hookspecs
+from benchmark_core.errors import DuplicateRegistrationError, FuseBenchError, UnknownNameError
+from benchmark_core.specs import DatasetSpec, ExecutorSpec, MethodSpec, MetricSpec, SpecError, StressSpec
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT
 

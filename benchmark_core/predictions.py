@@ -27,7 +27,6 @@ This module must not import torch: the torch-free leaderboard path imports it.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tempfile
@@ -35,24 +34,24 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .errors import FuseBenchError
+from benchmark_core.errors import FuseBenchError
+from benchmark_core.record import SPLIT_KEYS
+from benchmark_core.scoring import score
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .plugins import Registry
-    from .specs import MetricSpec
-    from .tracking import Tracker
+    from benchmark_core.plugins import Registry
+    from benchmark_core.specs import MetricSpec
 
 ARTIFACT = "predictions.npz"  # the MLflow artifact of a run, and the export's name next to runs.json
 FORMAT = "fusebench-predictions/1"
 EXPORT_FORMAT = "fusebench-predictions-export/1"
 SPLITS = ("test", "validation")
-METRIC_PREFIX = {"test": "test", "validation": "val"}  # split -> metric-key prefix, as runs log them
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold; fixed for byte-stable files
 
 
@@ -80,7 +79,7 @@ class Predictions:
 
 # -- compact encoding ------------------------------------------------------------------------
 
-def _smallest_int(values: np.ndarray) -> np.ndarray:
+def smallest_int(values: np.ndarray) -> np.ndarray:
     """Integers in the narrowest dtype that holds them (row numbers, class labels)."""
     if values.size == 0:
         return values.astype(np.uint8)
@@ -102,7 +101,7 @@ def pack_ids(ids: np.ndarray) -> np.ndarray:
     if ids.size and np.char.str_len(ids).max() <= 18 and np.char.isdigit(ascii_ids).all():
         numbers = ids.astype(np.int64)
         if np.array_equal(numbers.astype(str), ids):  # no leading zeros: the round trip is exact
-            return _smallest_int(numbers)
+            return smallest_int(numbers)
     return ascii_ids
 
 
@@ -114,14 +113,14 @@ def unpack_ids(stored: np.ndarray) -> np.ndarray:
 
 def pack_y(y: np.ndarray) -> np.ndarray:
     y = np.asarray(y)
-    return _smallest_int(y) if y.dtype.kind in "iu" else y.astype(np.float32)
+    return smallest_int(y) if y.dtype.kind in "iu" else y.astype(np.float32)
 
 
 def unpack_y(stored: np.ndarray) -> np.ndarray:
     return stored.astype(np.int64) if stored.dtype.kind in "iu" else stored.astype(np.float32)
 
 
-def _split_of(arrays: Mapping[str, np.ndarray], ids: str, y: str, pred: str) -> SplitPredictions:
+def split_of(arrays: Mapping[str, np.ndarray], ids: str, y: str, pred: str) -> SplitPredictions:
     return SplitPredictions(ids=unpack_ids(arrays[ids]), y=unpack_y(arrays[y]),
                             pred=np.asarray(arrays[pred], dtype=np.float32))
 
@@ -156,7 +155,7 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
         return {name: archive[name] for name in archive.files}
 
 
-def _check_format(arrays: Mapping[str, np.ndarray], expected: str, path: str | Path) -> None:
+def check_format(arrays: Mapping[str, np.ndarray], expected: str, path: str | Path) -> None:
     found = str(arrays["format"]) if "format" in arrays else None
     if found != expected:
         raise FuseBenchError(f"{path} is not a FuseBench predictions file ({expected}); it says format={found!r}.")
@@ -176,12 +175,19 @@ def save(predictions: Predictions, path: str | Path) -> Path:
 def read(path: str | Path, run_id: str = "") -> Predictions:
     """One run's ``predictions.npz``, as :func:`save` was given it."""
     arrays = read_npz(path)
-    _check_format(arrays, FORMAT, path)
-    parts = {split: _split_of(arrays, f"{split}/ids", f"{split}/y", f"{split}/pred") for split in SPLITS}
+    check_format(arrays, FORMAT, path)
+    parts = {split: split_of(arrays, f"{split}/ids", f"{split}/y", f"{split}/pred") for split in SPLITS}
     return Predictions(run_id=run_id, **parts)
 
 
-def load(tracker: Tracker, run_ids: Iterable[str]) -> dict[str, Predictions]:
+class PredictionStore(Protocol):
+    """Where runs' predictions are stored (the MLflow :class:`~benchmark_core.tracking.Tracker`):
+    this module reads through it and never imports the store, which imports this module."""
+
+    def load_predictions(self, run_id: str) -> Predictions | None: ...
+
+
+def load(tracker: PredictionStore, run_ids: Iterable[str]) -> dict[str, Predictions]:
     """run_id -> stored predictions, for the runs that have them (runs logged before
     FuseBench stored predictions have none and are left out)."""
     out = {}
@@ -257,10 +263,10 @@ def recompute(frame: pd.DataFrame, predictions: Mapping[str, Predictions],
             out.without_predictions.append(row["run_id"])
             continue
         specs = metrics[row["dataset"]]
-        for split, prefix in METRIC_PREFIX.items():
+        for split, keys in SPLIT_KEYS.items():  # test/<metric>, val/<metric>, as the run logged them
             part = stored.split(split)
             for name, spec in specs.items():
-                values.setdefault(f"{prefix}/{name}", {})[index] = _score(spec, part, row)
+                values.setdefault(keys.key(name), {})[index] = _score(spec, part, row)
         recorded = row.get("metric_variants")
         old = str(recorded).split(",") if isinstance(recorded, str) and recorded else []
         variants[index] = ",".join(sorted({*old, *specs}))
@@ -277,10 +283,11 @@ def recompute(frame: pd.DataFrame, predictions: Mapping[str, Predictions],
 
 
 def _score(spec: MetricSpec, part: SplitPredictions, row: pd.Series) -> float:
-    """One metric on stored predictions; a metric that raises names itself and the run (a
-    plugin's bug must not read as a FuseBench crash)."""
+    """One metric on stored predictions, scored exactly as the run scored them (NaN for
+    non-finite outputs); a metric that raises names itself and the run (a plugin's bug must not
+    read as a FuseBench crash)."""
     try:
-        return float(spec.fn(part.y, part.pred))
+        return score(part.pred, part.y, {spec.name: spec})[spec.name]
     except Exception as exc:
         raise FuseBenchError(
             f"Metric {spec.name!r} raised {type(exc).__name__}: {' '.join(str(exc).split())} on the stored "
@@ -289,7 +296,7 @@ def _score(spec: MetricSpec, part: SplitPredictions, row: pd.Series) -> float:
         ) from exc
 
 
-def recompute_stored(frame: pd.DataFrame, registry: Registry, *, tracker: Tracker | None = None,
+def recompute_stored(frame: pd.DataFrame, registry: Registry, *, tracker: PredictionStore | None = None,
                      runs_json: str | Path | None = None) -> Recomputed:
     """``bench leaderboard --recompute``: every metric the registry lists now for each dataset,
     recomputed from the predictions stored in MLflow (``tracker``) or, for a stored result
@@ -306,53 +313,7 @@ def recompute_stored(frame: pd.DataFrame, registry: Registry, *, tracker: Tracke
     return recompute(frame, stored, registered_metrics(registry, datasets))
 
 
-# -- the suite export next to runs.json ------------------------------------------------------
-
-@dataclass(frozen=True)
-class Exported:
-    path: Path
-    runs: int  # runs whose predictions it holds
-    without_predictions: list[str]  # run ids of finished runs that had none to export
-
-
-def export_predictions(tracker: Tracker, frame: pd.DataFrame, path: str | Path) -> Exported:
-    """One compact ``predictions.npz`` for the latest finished run of every spec of the suite,
-    keyed by spec_hash (byte-stable for the same runs)."""
-    from .leaderboard import finished_runs
-
-    done = finished_runs(frame, allow_mixed_data=True, allow_mixed_metrics=True)
-    runs = dict(zip(done["spec_hash"], done["run_id"], strict=True)) if not done.empty else {}
-    stored = load(tracker, runs.values())
-    hashes = sorted(h for h, run_id in runs.items() if run_id in stored)
-    arrays: dict[str, np.ndarray] = {
-        "format": np.array(EXPORT_FORMAT),
-        "spec_hash": np.char.encode(np.array(hashes, dtype=str), "ascii"),
-        "run_id": np.char.encode(np.array([runs[h] for h in hashes], dtype=str), "ascii"),
-    }
-    for split in SPLITS:
-        blocks: dict[bytes, int] = {}
-        block_of = []
-        for spec_hash in hashes:
-            part = stored[runs[spec_hash]].split(split)
-            ids, y = pack_ids(part.ids), pack_y(part.y)
-            key = _digest(ids, y)
-            if key not in blocks:
-                blocks[key] = len(blocks)
-                arrays[f"{split}/ids/{blocks[key]}"], arrays[f"{split}/y/{blocks[key]}"] = ids, y
-            block_of.append(blocks[key])
-            arrays[f"{split}/pred/{spec_hash}"] = np.asarray(part.pred, dtype=np.float32)
-        arrays[f"{split}/block"] = _smallest_int(np.array(block_of, dtype=np.int64))
-    missing = sorted(run_id for run_id in runs.values() if run_id not in stored)
-    return Exported(write_npz(path, arrays), len(hashes), missing)
-
-
-def _digest(*arrays: np.ndarray) -> bytes:
-    digest = hashlib.sha256()
-    for array in arrays:
-        digest.update(f"{array.dtype.str}{array.shape}".encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.digest()
-
+# -- the suite export next to runs.json (written by publish.export_predictions) --------------
 
 def load_exported(path: str | Path) -> dict[str, Predictions]:
     """spec_hash -> Predictions (with the run_id they came from) of a suite export."""
@@ -360,14 +321,14 @@ def load_exported(path: str | Path) -> dict[str, Predictions]:
     if not path.exists():
         raise FuseBenchError(f"No stored predictions at {path}; `bench publish` writes them next to runs.json.")
     arrays = read_npz(path)
-    _check_format(arrays, EXPORT_FORMAT, path)
+    check_format(arrays, EXPORT_FORMAT, path)
     hashes, run_ids = unpack_ids(arrays["spec_hash"]), unpack_ids(arrays["run_id"])
     out = {}
     for i, (spec_hash, run_id) in enumerate(zip(hashes.tolist(), run_ids.tolist(), strict=True)):
         parts = {}
         for split in SPLITS:
             block = int(arrays[f"{split}/block"][i])
-            parts[split] = _split_of(arrays, f"{split}/ids/{block}", f"{split}/y/{block}", f"{split}/pred/{spec_hash}")
+            parts[split] = split_of(arrays, f"{split}/ids/{block}", f"{split}/y/{block}", f"{split}/pred/{spec_hash}")
         out[spec_hash] = Predictions(run_id=run_id, **parts)
     return out
 

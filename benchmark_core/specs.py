@@ -16,6 +16,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from benchmark_core.errors import FuseBenchError
+
 ModalityKind = Literal["sequence", "vector"]
 TargetKind = Literal["regression", "multiclass", "multilabel"]
 
@@ -40,8 +42,9 @@ KNOWN_FAMILIES = (
 )
 
 
-class SpecError(ValueError):
-    """A spec is malformed; the message names the field and the fix."""
+class SpecError(FuseBenchError, ValueError):
+    """A spec is malformed; the message names the field and the fix.  A usage error (exit 2),
+    shown as its one paragraph like every other FuseBenchError."""
 
 
 def _callable_name(fn: Any) -> str:
@@ -52,6 +55,8 @@ def _callable_name(fn: Any) -> str:
 
 def _jsonable(value: Any) -> Any:
     """Convert a spec field to JSON-compatible data (callables become import paths)."""
+    if isinstance(value, EvaluationSpec):  # only the options it sets (see EvaluationSpec)
+        return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
@@ -331,7 +336,7 @@ class SearchSpace(_Spec):
 
 @dataclass(frozen=True)
 class MethodSpec(_Spec):
-    """A fusion method.  ``build(task, hparams)`` returns a ``benchmark_core.models.FusionModel``.
+    """A fusion method.  ``build(task, hparams)`` returns a ``benchmark_core.engine.models.FusionModel``.
 
     ``defaults`` are the method's hyper-parameters; the run's resolved values are recorded.
     ``min_modalities``/``max_modalities`` and ``modality_kinds`` say where it applies.
@@ -529,7 +534,7 @@ class StressSpec(_Spec):
 
 @dataclass(frozen=True)
 class ExecutorSpec(_Spec):
-    """A way to run RunSpecs: ``factory(**options)`` returns a ``benchmark_core.executors.Executor``."""
+    """A way to run RunSpecs: ``factory(**options)`` returns a ``benchmark_core.suite.executors.Executor``."""
 
     name: str
     factory: Callable[..., Any]
@@ -622,6 +627,89 @@ class Budget(_Spec):
                             "them or use --device cpu.")
 
 
+def _check_int(name: str, value: Any, low: int, flag: str = "") -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < low):
+        raise SpecError(f"evaluation option {name} must be an integer >= {low}{flag}, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class EvaluationSpec(_Spec):
+    """What runs after a run's clean evaluation: the stress grid and EMAP, and their options
+    (``benchmark_core.evaluation.evaluators`` reads them; docs/stress.md).
+
+    An option left None is not set: its default applies and it stays out of the run's identity
+    (``to_dict`` lists only the options set), so a spec keeps the ``spec_hash`` it had when
+    its evaluation was a plain mapping of exactly those options.  A RunSpec accepts that
+    mapping (``{"stress": False, "emap": False}``) and turns it into this spec.
+    """
+
+    stress: bool | None = None        # the stress grid (default on)
+    emap: bool | None = None          # EMAP (default on)
+    stress_tests: str | tuple[str, ...] | None = None  # names, or one comma string (default: every test)
+    emap_samples: int | None = None   # EMAP on a seeded subset of that many test samples (default: all)
+    emap_partners: int | str | None = None  # 0: exact; K > 0: Monte Carlo with K partners; "auto" (default)
+    emap_target_se: float | None = None  # precision target on the primary metric (default emap.TARGET_SE)
+    emap_max_evals: int | None = None    # evaluation budget (default emap.MAX_EVALS / IDENTITY_MAX_EVALS)
+
+    def __post_init__(self) -> None:
+        for name in ("stress", "emap"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, bool):
+                raise SpecError(f"evaluation option {name} must be True or False, got {value!r} "
+                                f"(--no-{name.replace('_', '-')} turns it off).")
+        tests = self.stress_tests
+        if isinstance(tests, (list, tuple)):
+            if not all(isinstance(t, str) and t.strip() for t in tests):
+                raise SpecError(f"evaluation option stress_tests must name stress tests, got {tests!r}; "
+                                "give a list of names or one comma-separated string.")
+            object.__setattr__(self, "stress_tests", tuple(tests))
+        elif tests is not None and not isinstance(tests, str):
+            raise SpecError(f"evaluation option stress_tests must be a list of stress-test names or a "
+                            f"comma-separated string, got {tests!r}.")
+        _check_int("emap_samples", self.emap_samples, 2, " (--emap-samples)")
+        _check_int("emap_max_evals", self.emap_max_evals, 1)
+        if self.emap_partners != "auto":
+            _check_int("emap_partners", self.emap_partners, 0, " (or \"auto\")")
+        target = self.emap_target_se
+        if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))
+                                   or not math.isfinite(target) or target <= 0):
+            raise SpecError(f"evaluation option emap_target_se must be a positive finite number, got {target!r}.")
+
+    @classmethod
+    def of(cls, value: EvaluationSpec | Mapping[str, Any] | None) -> EvaluationSpec:
+        """The spec itself, or the spec of a mapping of its options (unknown options are
+        refused: a misspelt option would otherwise be ignored and change the run's identity)."""
+        if isinstance(value, EvaluationSpec):
+            return value
+        if value is not None and not isinstance(value, Mapping):
+            raise SpecError(f"a run's evaluation must be an EvaluationSpec or a mapping of its options, "
+                            f"got {type(value).__name__}.")
+        options = dict(value or {})
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise SpecError(f"unknown evaluation option(s) {unknown}; the options are: {', '.join(known)}.")
+        return cls(**options)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options set, by name (sorted, as the mapping it replaced was)."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in sorted(dataclasses.fields(self), key=lambda f: f.name)
+                if getattr(self, f.name) is not None}
+
+    def enabled(self, evaluator: str) -> bool:
+        """Whether an evaluator (``stress``, ``emap``) runs: yes unless its option is False."""
+        return getattr(self, evaluator, None) is not False
+
+    @property
+    def stress_test_names(self) -> list[str] | None:
+        """The selected stress tests (None: every registered one)."""
+        tests = self.stress_tests
+        if tests is None:
+            return None
+        names = tests.split(",") if isinstance(tests, str) else list(tests)
+        return [name.strip() for name in names if name.strip()]
+
+
 @dataclass(frozen=True)
 class RunSpec(_Spec):
     """One unit of work: train ``method`` on ``dataset`` with ``seed`` under ``budget``.
@@ -639,7 +727,7 @@ class RunSpec(_Spec):
     budget: Budget
     hparams: Mapping[str, Any] = field(default_factory=dict)
     dataset_options: Mapping[str, Any] = field(default_factory=dict)
-    evaluation: Mapping[str, Any] = field(default_factory=dict)
+    evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)  # a mapping of its options is accepted
     versions: Mapping[str, str] = field(default_factory=dict)
     data_hash: str = ""
     # ``bench tune`` only: a trial records its study and number ({"role": "trial", "study", "trial"}),
@@ -650,8 +738,9 @@ class RunSpec(_Spec):
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
-        for name in ("hparams", "dataset_options", "evaluation", "versions", "tuning"):
+        for name in ("hparams", "dataset_options", "versions", "tuning"):
             object.__setattr__(self, name, dict(sorted(getattr(self, name).items())))
+        object.__setattr__(self, "evaluation", EvaluationSpec.of(self.evaluation))
 
     def to_dict(self) -> dict[str, Any]:
         data = _jsonable(self)

@@ -26,8 +26,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import FuseBenchError
-from .processes import process_alive
+from benchmark_core.errors import FuseBenchError
+from benchmark_core.processes import process_alive
 
 log = logging.getLogger("fusebench")
 

@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from .errors import FuseBenchError
-from .processes import process_alive
-from .store import check_store, ensure_sqlite_store
+from benchmark_core.errors import FuseBenchError
+from benchmark_core.processes import process_alive
+from benchmark_core.record import TAG, RunResult, child_params, child_tags, flat_params, result_metrics, result_tags
+from benchmark_core.specs import RunSpec
+from benchmark_core.store import check_store, ensure_sqlite_store
 
 if TYPE_CHECKING:
-    from .predictions import Predictions
+    from benchmark_core.predictions import Predictions
 
-TAG = "fusebench"
 PLAN_ARTIFACT = "plan.json"
 DEFAULT_SUITE = "default"
 
@@ -38,14 +39,6 @@ def default_tracking_uri() -> str:
 
 def experiment_name(suite: str) -> str:
     return f"{TAG}/{suite}"
-
-
-def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
-    if isinstance(value, Mapping):
-        for key, sub in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), sub, out)
-    else:
-        out[prefix] = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -157,8 +150,7 @@ class Tracker:
                 tags={f"{TAG}.kind": "study", f"{TAG}.study": study, f"{TAG}.method": str(record["method"]),
                       f"{TAG}.dataset": str(record["dataset"]), **tags})
             run_id = run.info.run_id
-            params: dict[str, str] = {}
-            _flatten("", {k: v for k, v in record.items() if k != "space"}, params)
+            params = flat_params({k: v for k, v in record.items() if k != "space"})
             params["space"] = json.dumps(record["space"], sort_keys=True)
             self._log_batch(run_id, params=params)
         self._studies[study] = run_id
@@ -232,62 +224,26 @@ class Tracker:
         runs = self._search(f"tags.`{TAG}.kind` = 'child' and attributes.status = 'FINISHED'")
         return {r.data.tags.get(f"{TAG}.spec_hash"): r.info.run_id for r in runs}
 
-    def start_child(self, parent_id: str, spec, family: str) -> str:
-        tags = {
-            "mlflow.parentRunId": parent_id,
-            f"{TAG}.kind": "child",
-            f"{TAG}.method": spec.method,
-            f"{TAG}.dataset": spec.dataset,
-            f"{TAG}.seed": str(spec.seed),
-            f"{TAG}.family": family,
-            f"{TAG}.spec_hash": spec.spec_hash,
-            f"{TAG}.status": "running",
-        }
-        tags.update({f"{TAG}.version.{k}": v for k, v in spec.versions.items()})
-        tuning = dict(getattr(spec, "tuning", {}) or {})
-        if tuning:  # a trial or a tuned run of `bench tune`: a child of its study's run
-            tags.update({f"{TAG}.view": str(tuning["role"]), f"{TAG}.study": str(tuning["study"]),
-                         f"{TAG}.trial": str(tuning["trial"])})
-            if tuning["role"] == "tuned":
-                tags.update({f"{TAG}.n_trials": str(tuning["n_trials"]),
-                             f"{TAG}.tuned_params": json.dumps(tuning["params"], sort_keys=True)[:5000]})
-            tags["mlflow.parentRunId"] = self._studies.get(str(tuning["study"]), parent_id)
+    def start_child(self, parent_id: str, spec: RunSpec, family: str) -> str:
+        """The child run of one RunSpec (tags and params: :mod:`benchmark_core.record`); a trial
+        or tuned run of ``bench tune`` is a child of its study's run."""
+        tags = {"mlflow.parentRunId": parent_id, **child_tags(spec, family)}
+        if spec.tuning:
+            tags["mlflow.parentRunId"] = self._studies.get(str(spec.tuning["study"]), parent_id)
         run = self.client.create_run(self.experiment_id, run_name=spec.label, tags=tags)
         run_id = run.info.run_id
-        params: dict[str, str] = {}
-        _flatten("", {"method": spec.method, "dataset": spec.dataset, "seed": spec.seed,
-                      "budget": spec.budget.to_dict(), "hparams": spec.hparams,
-                      "dataset_options": spec.dataset_options, "evaluation": spec.evaluation,
-                      **({"tuning": tuning} if tuning else {})}, params)
-        self._log_batch(run_id, params=params)
+        self._log_batch(run_id, params=child_params(spec))
         self.client.log_dict(run_id, spec.to_dict(), "spec.json")
         return run_id
 
-    def log_result(self, run_id: str, result) -> None:
+    def log_result(self, run_id: str, result: RunResult) -> None:
         """Record a RunResult on its child run and close it (FAILED unless finished)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, 0) for k, v in sorted(result.metrics.items())]
-        for step, row in enumerate(result.history, start=1):
-            metrics += [Metric(f"epoch/{k}", float(v), now, step) for k, v in row.items()]
-        for key in ("params", "train_time_s", "validation_time_s", "eval_time_s", "wall_time_s", "peak_memory_mb",
-                    "peak_memory_run_mb", "best_epoch", "epochs_run", "optimizer_steps"):
-            if key in result.info:
-                metrics.append(Metric(f"info/{key}", float(result.info[key]), now, 0))
-        replaced = result.info.get("data_report", {}).get("nonfinite_replaced", {})
-        metrics += [Metric(f"data/nonfinite_replaced/{m}", float(n), now, 0) for m, n in sorted(replaced.items())]
-        tags = {f"{TAG}.status": result.status}
-        for key in ("data_hash", "state_hash", "primary_metric", "torch_version", "torch_threads",
-                    "harness_version", "higher_is_better", "git_sha"):
-            if result.info.get(key) is not None:
-                tags[f"{TAG}.{key}"] = str(result.info[key])
-        if "metric_variants" in result.info:
-            tags[f"{TAG}.metric_variants"] = ",".join(result.info["metric_variants"])
-        if result.error:
-            tags[f"{TAG}.error"] = result.error[:4900]
-        self._log_batch(run_id, metrics=metrics, tags=tags)
-        self.client.log_dict(run_id, {k: v for k, v in result.info.items()}, "info.json")
+        metrics = [Metric(key, value, now, step) for key, value, step in result_metrics(result)]
+        self._log_batch(run_id, metrics=metrics, tags=result_tags(result))
+        self.client.log_dict(run_id, dict(result.info), "info.json")
         if result.traceback:
             self.client.log_text(run_id, result.traceback, "traceback.txt")
         if result.predictions is not None:
@@ -297,7 +253,7 @@ class Tracker:
     def _log_predictions(self, run_id: str, predictions: Predictions) -> None:
         """The run's ``predictions.npz``, logged before the run is closed: a FINISHED run
         written by this version always has it, so its metrics can be recomputed later."""
-        from .predictions import ARTIFACT, save
+        from benchmark_core.predictions import ARTIFACT, save
 
         with tempfile.TemporaryDirectory(prefix="fusebench-pred-") as folder:
             self.client.log_artifact(run_id, str(save(predictions, Path(folder) / ARTIFACT)))
@@ -325,7 +281,7 @@ class Tracker:
     def load_predictions(self, run_id: str) -> Predictions | None:
         """A run's stored :class:`~benchmark_core.predictions.Predictions`, or None for a run
         logged before FuseBench stored them (or one that did not finish)."""
-        from .predictions import ARTIFACT, read
+        from benchmark_core.predictions import ARTIFACT, read
 
         if ARTIFACT not in {a.path for a in self.client.list_artifacts(run_id)}:
             return None

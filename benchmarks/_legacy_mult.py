@@ -12,9 +12,9 @@ import torch
 from torch import nn
 
 from benchmark_core import TaskSpec
-from benchmark_core.data import Batch
-from benchmark_core.encoders import last_valid
-from benchmark_core.models import FusionModel, Output
+from benchmark_core.engine.data import Batch
+from benchmark_core.engine.encoders import last_valid
+from benchmark_core.engine.models import FusionModel, Output
 from plugins.methods.common import as_sequence, causal_mask, pick_modality, sinusoidal_positions
 
 

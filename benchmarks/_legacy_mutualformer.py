@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from benchmark_core import TaskSpec
-from benchmark_core.data import Batch
-from benchmark_core.encoders import mlp_head
-from benchmark_core.models import FusionModel, Output
+from benchmark_core.engine.data import Batch
+from benchmark_core.engine.encoders import mlp_head
+from benchmark_core.engine.models import FusionModel, Output
 from plugins.methods.common import as_sequence
 
 

@@ -1,4 +1,4 @@
-"""Fit the shipped per-method cost model (``benchmark_core/cost_model.json``) on measured runs.
+"""Fit the shipped per-method cost model (``benchmark_core/suite/cost_model.json``) on measured runs.
 
     python benchmarks/cost_model.py                          # fit on leaderboards/runs.json, write the model
     python benchmarks/cost_model.py --runs other/runs.json --no-write
@@ -20,10 +20,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmark_core.data import load_tensors  # noqa: E402
-from benchmark_core.estimate import Observation, fit, model_path, shape_of  # noqa: E402
+from benchmark_core.engine.data import load_tensors  # noqa: E402
 from benchmark_core.plugins import get_registry  # noqa: E402
-from benchmark_core.publish import load_runs  # noqa: E402
+from benchmark_core.reporting.publish import load_runs  # noqa: E402
+from benchmark_core.suite.estimate import Observation, fit, model_path, shape_of  # noqa: E402
 
 
 def observations(runs_json: Path, source: str | None = None) -> tuple[list[Observation], str]:

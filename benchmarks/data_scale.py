@@ -169,10 +169,10 @@ def child(kind: str, folder: str, dataset_name: str, aligned: bool, threads: int
     import torch
 
     torch.set_num_threads(threads)
-    from benchmark_core.data import load_tensors
+    from benchmark_core.engine.data import load_tensors
     from benchmark_core.plugins import get_registry
-    from benchmark_core.runner import execute, resolve_hparams
     from benchmark_core.specs import Budget, RunSpec
+    from benchmark_core.suite.runner import execute, resolve_hparams
 
     registry = get_registry()
     dataset = registry.dataset(dataset_name)

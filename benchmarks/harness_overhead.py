@@ -47,8 +47,8 @@ def hand_loop(method, data, hparams: dict, epochs: int, batch_size: int, lr: flo
     import torch
     import torch.nn.functional as F
 
-    from benchmark_core.data import Batch
-    from benchmark_core.training import EVAL_BATCH_SIZE, seed_everything
+    from benchmark_core.engine.data import Batch
+    from benchmark_core.engine.training import EVAL_BATCH_SIZE, seed_everything
 
     started, cpu = time.perf_counter(), time.process_time()
     seeds = seed_everything(seed, threads)  # same global seeding and thread pinning as a run
@@ -90,8 +90,8 @@ def hand_loop(method, data, hparams: dict, epochs: int, batch_size: int, lr: flo
 
 def harness_run(registry, uri: str, suite: str, method: str, options: dict, budget, seed: int):
     """In-process ``bench run``: tracker + plan + run_suite (serial); returns (result, seconds)."""
-    from benchmark_core.executors import SerialExecutor
-    from benchmark_core.suite import make_plan, run_suite
+    from benchmark_core.suite.executors import SerialExecutor
+    from benchmark_core.suite.plan import make_plan, run_suite
     from benchmark_core.tracking import Tracker
 
     started, cpu = time.perf_counter(), time.process_time()
@@ -119,7 +119,8 @@ def cli_run(store, shape: str, method: str, args, uri: str) -> tuple[float, floa
     cli_s = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"bench run failed ({done.returncode}): {done.stderr[-2000:]}")
-    imports = "import torch, mlflow, datasets, benchmark_core.cli, benchmark_core.runner, benchmark_core.suite"
+    imports = ("import torch, mlflow, datasets, benchmark_core.cli, benchmark_core.suite.runner, "
+               "benchmark_core.suite.plan")
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", imports], env=env, check=True, capture_output=True)
     return cli_s, time.perf_counter() - started
@@ -139,10 +140,10 @@ def run(argv: list[str] | None = None) -> dict:
     if args.quick:
         args.epochs, args.repeats = 1, 1
 
-    from benchmark_core.data import load_tensors
+    from benchmark_core.engine.data import load_tensors
     from benchmark_core.plugins import get_registry
-    from benchmark_core.runner import resolve_hparams
     from benchmark_core.specs import Budget
+    from benchmark_core.suite.runner import resolve_hparams
     from benchmark_core.tracking import Tracker
 
     command = common.command_line("harness_overhead.py", argv)
@@ -157,7 +158,7 @@ def run(argv: list[str] | None = None) -> dict:
     try:
         options = store.options(args.shape)
         spec = registry.dataset("mosi")
-        from benchmark_core import data as data_module
+        from benchmark_core.engine import data as data_module
 
         cold_s, data = common.timed(lambda: load_tensors(spec, options))  # pickle -> HF cache -> tensors
         data_module._CACHE.clear()

@@ -55,7 +55,7 @@ def legacy_modules() -> dict:
 
 
 def load_shape(registry, shape: str, store) -> object:
-    from benchmark_core.data import load_tensors
+    from benchmark_core.engine.data import load_tensors
 
     options = store.options("300/5/20") if shape == "mosi" else {}
     return load_tensors(registry.dataset(DATASETS[shape]), options)
@@ -65,8 +65,8 @@ def build_pair(registry, method_name: str, data, hparams: dict, threads: int):
     """(old, new) models with identical weights, both built as ``bench run`` builds one."""
     import torch
 
-    from benchmark_core.runner import build_model, resolve_hparams
-    from benchmark_core.training import seed_everything
+    from benchmark_core.engine.training import seed_everything
+    from benchmark_core.suite.runner import build_model, resolve_hparams
 
     legacy_cls, copy_weights = legacy_modules()[method_name]
     method = registry.method(method_name)
@@ -85,7 +85,7 @@ class Side:
     def __init__(self, model, budget, target, device: str):
         from throughput import _step_fn
 
-        from benchmark_core.training import make_optimizer
+        from benchmark_core.engine.training import make_optimizer
 
         self.model = model.to(device)
         self.step = _step_fn(self.model, make_optimizer(self.model, budget), budget, target)
@@ -121,9 +121,9 @@ def measure(registry, method_name: str, data, args) -> dict:
     """Median train/infer samples/s of old and new and the median per-round ratios."""
     import torch
 
-    from benchmark_core.models import count_parameters
+    from benchmark_core.engine.models import count_parameters
+    from benchmark_core.engine.training import EVAL_BATCH_SIZE
     from benchmark_core.specs import Budget
-    from benchmark_core.training import EVAL_BATCH_SIZE
 
     declared = registry.dataset(data.name).budget.get("batch_size")  # e.g. BasicMotions: 8
     batch_size = min(declared or args.batch_size, data.train.size)

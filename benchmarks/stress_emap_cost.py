@@ -41,12 +41,13 @@ import numpy as np
 import torch
 
 from benchmark_core import DatasetSpec, TargetSpec, hookimpl
-from benchmark_core.data import dataset_from_arrays, load_tensors
-from benchmark_core.evaluation import _ENCODED, evaluate_emap, evaluate_stress
+from benchmark_core.engine.data import dataset_from_arrays, load_tensors
+from benchmark_core.engine.training import fit, predict, seed_everything
+from benchmark_core.evaluation.evaluators import EvaluationContext, evaluate_emap, evaluate_stress
 from benchmark_core.plugins import build_registry
-from benchmark_core.runner import EvaluationContext, build_model, resolve_hparams
+from benchmark_core.scoring import score
 from benchmark_core.specs import Budget, RunSpec
-from benchmark_core.training import compute_metrics, fit, predict, seed_everything
+from benchmark_core.suite.runner import build_model, resolve_hparams
 
 SIZES = {"train": 1284, "validation": 229, "test": 686}
 DIMS = {"text": 300, "audio": 5, "vision": 20}
@@ -105,9 +106,8 @@ def measure(registry, method: str, dataset_name: str, budget: Budget, evaluation
     cpu = time.process_time()
     fitted = fit(model, data, budget, metrics[primary], seeds)
     train_cpu = time.process_time() - cpu
-    clean = compute_metrics(predict(model, data.test), data.test.y, metrics)
-    ctx = EvaluationContext(spec, model, data, registry, seeds, metrics, clean, primary)
-    _ENCODED.clear()
+    clean = score(predict(model, data.test), data.test.y, metrics)
+    ctx = EvaluationContext(spec, model, data, registry, seeds, metrics, clean, primary)  # encodes on first use
     started, cpu = time.perf_counter(), time.process_time()
     stress = evaluate_stress(ctx)
     stress_s = time.perf_counter() - started

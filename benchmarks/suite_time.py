@@ -9,7 +9,7 @@ It runs ``python -m benchmark_core.cli run`` in a fresh folder with a fresh SQLi
 process start to exit, then exports the stored runs to ``runs.json`` with ``bench publish
 --no-run`` (not timed) and prints, per method, the summed per-run wall time next to the time
 ``bench run`` predicted before starting.  ``--refit`` then refits the shipped cost model
-(``benchmark_core/cost_model.json``) on these runs with ``benchmarks/cost_model.py``.
+(``benchmark_core/suite/cost_model.json``) on these runs with ``benchmarks/cost_model.py``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default=None, help="seeds for bench run (default: its own default, 0,1,2)")
     parser.add_argument("--keep", default=None, help="folder for the store and runs.json (default: a temp dir)")
-    parser.add_argument("--refit", action="store_true", help="refit benchmark_core/cost_model.json on these runs")
+    parser.add_argument("--refit", action="store_true", help="refit benchmark_core/suite/cost_model.json on these runs")
     parser.add_argument("--json", default=None, help="also write the measurements here as JSON")
     args = parser.parse_args(argv)
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(export.stdout[-2000:], export.stderr[-2000:], sep="\n")
         return export.returncode
     runs_json = work / "published" / "runs.json"
-    from benchmark_core.publish import load_runs
+    from benchmark_core.reporting.publish import load_runs
 
     runs, _ = load_runs(runs_json)
     finished = runs[runs["status"] == "finished"]

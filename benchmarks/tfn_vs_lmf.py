@@ -43,9 +43,9 @@ def _full_model(registry, method_name: str, data, hparams: dict, budget):
     """(params, train_step, infer_step) of the whole model with the harness's step and batches."""
     import torch
 
-    from benchmark_core.models import count_parameters
-    from benchmark_core.runner import build_model, resolve_hparams
-    from benchmark_core.training import make_optimizer, seed_everything
+    from benchmark_core.engine.models import count_parameters
+    from benchmark_core.engine.training import make_optimizer, seed_everything
+    from benchmark_core.suite.runner import build_model, resolve_hparams
 
     method = registry.method(method_name)
     seeds = seed_everything(0, budget.threads)
@@ -71,9 +71,9 @@ def _fusion_only(registry, method_name: str, data, hparams: dict, budget):
     import torch
     import torch.nn.functional as F
 
-    from benchmark_core.models import count_parameters
-    from benchmark_core.runner import build_model, resolve_hparams
-    from benchmark_core.training import seed_everything
+    from benchmark_core.engine.models import count_parameters
+    from benchmark_core.engine.training import seed_everything
+    from benchmark_core.suite.runner import build_model, resolve_hparams
 
     method = registry.method(method_name)
     resolved = resolve_hparams(method, hparams)
@@ -143,7 +143,7 @@ def run(argv: list[str] | None = None) -> dict:
     if args.quick:
         args.steps, args.fusion_steps, args.max_seconds = 2, 3, 2.0
 
-    from benchmark_core.data import load_tensors
+    from benchmark_core.engine.data import load_tensors
     from benchmark_core.plugins import get_registry
     from benchmark_core.specs import Budget
 

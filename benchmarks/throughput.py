@@ -11,7 +11,7 @@ The data are random MulT-format ``mosi_data.pkl`` files (1284 / 229 / 686 sample
 read through the real ``mosi`` dataset plugin, so batches come from the harness's pre-padded
 tensors exactly as in ``bench run``: one ``randperm`` per epoch and index slices, no
 per-sample Python work.  Every method is timed with the harness's own step (same loss,
-optimiser, grad clipping as ``benchmark_core.training.fit``) after warm-up steps; the data
+optimiser, grad clipping as ``benchmark_core.engine.training.fit``) after warm-up steps; the data
 path alone (producing the batches) is timed too, to show it is never the bottleneck.
 """
 
@@ -28,13 +28,12 @@ import _common as common
 
 
 def _step_fn(model, optimizer, budget, target):
-    """The harness's own training step (as in ``benchmark_core.training.fit``)."""
-    from benchmark_core.training import apply_gradients, batch_loss
+    """The harness's own training step, ``benchmark_core.engine.training.training_step`` (what ``fit``
+    takes per batch); ``target`` is the model's own (``model.task.target``)."""
+    from benchmark_core.engine.training import training_step
 
     def step(batch):
-        loss = batch_loss(model, batch, target)
-        apply_gradients(model, optimizer, loss, budget.grad_clip)
-        return loss
+        return training_step(model, batch, optimizer, budget.grad_clip)
 
     return step
 
@@ -49,9 +48,9 @@ def measure_method(registry, method_name: str, data, budget, steps: int, warmup:
     """Train and inference samples/s of one method on ``data`` (harness step, harness batches)."""
     import torch
 
-    from benchmark_core.models import count_parameters
-    from benchmark_core.runner import build_model, resolve_hparams
-    from benchmark_core.training import EVAL_BATCH_SIZE, make_optimizer, seed_everything
+    from benchmark_core.engine.models import count_parameters
+    from benchmark_core.engine.training import EVAL_BATCH_SIZE, make_optimizer, seed_everything
+    from benchmark_core.suite.runner import build_model, resolve_hparams
 
     method = registry.method(method_name)
     seeds = seed_everything(0, budget.threads)
@@ -122,10 +121,10 @@ def run(argv: list[str] | None = None) -> dict:
     if args.quick:
         args.steps, args.warmup, args.max_seconds = 2, 1, 2.0
 
-    from benchmark_core.data import load_tensors
+    from benchmark_core.engine.data import load_tensors
+    from benchmark_core.engine.training import EVAL_BATCH_SIZE
     from benchmark_core.plugins import get_registry
     from benchmark_core.specs import Budget
-    from benchmark_core.training import EVAL_BATCH_SIZE
 
     registry = get_registry()
     methods = registry.select("methods", args.methods, "--methods")

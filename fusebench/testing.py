@@ -14,7 +14,8 @@ Helpers (plain functions, usable without pytest):
 * ``check_plugin(name)`` / ``check_method(spec)`` / ``check_dataset(spec, registry)`` /
   ``check_metric(spec)`` / ``check_stress(spec)`` / ``check_executor(spec)`` — the checks
   behind ``bench validate-plugin``, returning a list of problems (empty when clean);
-* ``tiny_task(...)``, ``tiny_batch(task)``, ``random_metric_inputs(kind)`` — small inputs.
+* ``tiny_task(...)``, ``tiny_batch(task)``, ``tiny_data(task)`` (train/validation/test splits as
+  the training loop takes them), ``random_metric_inputs(kind)`` — small inputs.
 
 Fixtures (all prefixed ``fusebench_`` so they never shadow yours):
 
@@ -47,11 +48,12 @@ from typing import Any
 
 import pytest
 
-from benchmark_core import data as _data
+from benchmark_core.engine import data as _data
 from benchmark_core.plugins import Registry, get_registry, make_plugin_manager
-from benchmark_core.runner import RunResult, execute, resolve_hparams
+from benchmark_core.record import RunResult
 from benchmark_core.specs import Budget, RunSpec
-from benchmark_core.validate import (
+from benchmark_core.suite.runner import execute, resolve_hparams
+from benchmark_core.suite.validate import (
     ValidationReport,
     check_dataset,
     check_executor,
@@ -60,6 +62,7 @@ from benchmark_core.validate import (
     check_stress,
     random_metric_inputs,
     tiny_batch,
+    tiny_data,
     tiny_target,
     tiny_task,
     validate_plugin,
@@ -68,7 +71,7 @@ from benchmark_core.validate import (
 __all__ = [
     "TINY_BUDGET", "CliResult", "ValidationReport", "assert_run_ok", "check_dataset", "check_executor",
     "check_method", "check_metric", "check_plugin", "check_stress", "make_registry",
-    "random_metric_inputs", "run_cli", "run_once", "tiny_batch", "tiny_target", "tiny_task",
+    "random_metric_inputs", "run_cli", "run_once", "tiny_batch", "tiny_data", "tiny_target", "tiny_task",
     "validate_plugin",
 ]
 

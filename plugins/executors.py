@@ -1,7 +1,6 @@
 """Built-in executors: serial (default), process (local cores) and ray (clusters, optional extra)."""
 
-from benchmark_core import ExecutorSpec, hookimpl
-from benchmark_core.executors import ProcessExecutor, RayExecutor, SerialExecutor
+from fusebench import ExecutorSpec, ProcessExecutor, RayExecutor, SerialExecutor, hookimpl
 
 
 @hookimpl

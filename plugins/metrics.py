@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 from sklearn import metrics as skm
 
-from benchmark_core import MetricSpec, hookimpl
+from fusebench import MetricSpec, hookimpl
 
 
 def class_predictions(y_pred: np.ndarray) -> np.ndarray:

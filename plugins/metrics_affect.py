@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn import metrics as skm
 
-from benchmark_core import MetricSpec, hookimpl
+from fusebench import MetricSpec, hookimpl
 
 from .datasets.affect.profiles import EMOTIONS
 from .metrics import regression_values

@@ -13,9 +13,7 @@ from collections.abc import Mapping
 
 import torch
 
-from benchmark_core import StressSpec, TaskSpec, hookimpl
-from benchmark_core.data import Batch
-from benchmark_core.robustness import subset_design
+from fusebench import Batch, StressSpec, TaskSpec, hookimpl, subset_design
 
 LEVELS = tuple(round(0.1 * i, 1) for i in range(1, 11))  # 0.1 ... 1.0
 TIMEDROP_LEVELS = (0.2, 0.4, 0.6, 0.8, 1.0)  # coarser: each level re-encodes whole sequences
@@ -31,7 +29,7 @@ def targeted(target: str, candidates: tuple[str, ...]) -> tuple[str, ...]:
 
 def missing_conditions(task: TaskSpec, seed: int = 0) -> list[tuple[str, float]]:
     """Every non-empty subset of modalities that leaves at least one modality present, up to
-    ``robustness.FULL_GRID_MAX_MODALITIES`` (8) modalities; above, the seeded subset design
+    ``fusebench.FULL_GRID_MAX_MODALITIES`` (8) modalities; above, the seeded subset design
     (every leave-one-out and keep-one subset plus a sample of the others drawn from ``seed``,
     the run's stress seed, so every method of a seed gets the same subsets; docs/stress.md)."""
     names = task.modality_names

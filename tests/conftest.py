@@ -1,5 +1,9 @@
-"""Shared fixtures: hermetic caches, a fresh registry, a throw-away MLflow store, and a
-helper that installs a real plugin distribution (dist-info + entry point) on sys.path."""
+"""Shared fixtures.  The plugin kit (``fusebench.testing``, loaded below as a plugin author
+loads it) provides the throw-away MLflow store (``fusebench_tracking_uri``), the registry
+factory and the in-process CLI; this file adds only what the kit has no equivalent for:
+session-wide hermetic caches, one registry shared by the session, a small RunSpec builder,
+a helper that installs a real plugin distribution (dist-info + entry point) on sys.path,
+and private data folders."""
 
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
-from benchmark_core.plugins import build_registry
 from benchmark_core.specs import Budget, RunSpec
 
 pytest_plugins = ["fusebench.testing"]  # the plugin kit's fixtures, as a plugin author gets them
@@ -43,17 +46,16 @@ def _no_data_dir_between_tests(monkeypatch):
 
 @pytest.fixture(scope="session")
 def registry():
-    return build_registry()
+    """Everything installed, built once per session (the kit's ``fusebench_registry`` is fresh
+    per test and clears the data cache, which the many tests that only read it do not need)."""
+    from fusebench.testing import make_registry  # imported by pytest_plugins first, so pytest can rewrite it
 
-
-@pytest.fixture
-def tracking_uri(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return make_registry()
 
 
 def tiny_spec(method="additive", dataset="synthetic-xor", seed=0, epochs=2, **kwargs) -> RunSpec:
     from benchmark_core.plugins import get_registry
-    from benchmark_core.runner import resolve_hparams
+    from benchmark_core.suite.runner import resolve_hparams
 
     hparams = resolve_hparams(get_registry().method(method), kwargs.pop("hparams", {}))
     return RunSpec(method, dataset, seed, Budget(epochs=epochs, batch_size=32), hparams,

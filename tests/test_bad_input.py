@@ -76,7 +76,7 @@ def test_non_finite_values_are_counted_not_hidden(tmp_path):
     write_mult(tmp_path)
     _edit_pickle(tmp_path / "mosi_data.pkl",
                  lambda d: d["test"]["vision"].__setitem__((0, -1, 0), np.nan))
-    from benchmark_core.data import load_tensors
+    from benchmark_core.engine.data import load_tensors
     from benchmark_core.plugins import get_registry
 
     tensors = load_tensors(get_registry().dataset("mosi"), {"data_dir": str(tmp_path)})

@@ -32,7 +32,7 @@ def _isolated_cache(tmp_path, monkeypatch):
 
 def test_mosi_shaped_pickle_goes_through_the_real_loader(tmp_path):
     common = _load("_common")
-    from benchmark_core.data import load_tensors
+    from benchmark_core.engine.data import load_tensors
     from benchmark_core.plugins import get_registry
 
     common.write_mosi_pickle(tmp_path / "mosi", {"text": 7, "audio": 3, "vision": 2},

@@ -207,7 +207,7 @@ def test_list_has_no_unnamed_column(capsys, kind, columns):
 
 BROKEN = '''
 from benchmark_core import MethodSpec, hookimpl
-from benchmark_core.models import FusionModel
+from benchmark_core.engine.models import FusionModel
 import torch
 
 

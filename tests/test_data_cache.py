@@ -6,8 +6,9 @@ import datasets
 import numpy as np
 import pytest
 
-from benchmark_core import TargetSpec, datacache
-from benchmark_core.data import dataset_from_arrays
+from benchmark_core import TargetSpec
+from benchmark_core.engine import datacache
+from benchmark_core.engine.data import dataset_from_arrays
 
 TARGET = TargetSpec("regression", 1)
 
@@ -225,7 +226,7 @@ def test_each_split_is_written_and_released_before_the_next(source):
 def mosi(tmp_path, monkeypatch):
     from fixtures_affect import write_mmsa
 
-    from benchmark_core.data import _CACHE
+    from benchmark_core.engine.data import _CACHE
     from benchmark_core.plugins import get_registry
 
     monkeypatch.setenv("FUSEBENCH_CACHE_DIR", str(tmp_path / "cache"))
@@ -288,7 +289,7 @@ def test_warm_load_reads_the_data_hash_kept_with_the_cache(mosi, monkeypatch):
     warm load (a new process: the in-process cache emptied) hashes no data at all."""
     import types
 
-    from benchmark_core import data as data_module
+    from benchmark_core.engine import data as data_module
 
     spec, options = mosi
     monkeypatch.setattr(data_module, "hashlib", types.SimpleNamespace(sha256=_CountingSha))
@@ -307,7 +308,7 @@ def test_warm_load_reads_the_data_hash_kept_with_the_cache(mosi, monkeypatch):
 def test_warm_tensors_are_the_memory_mapped_cache_files(mosi, tmp_path):
     """No copy: every tensor of a warm load lies in a memory map of its ``.npy`` file in the
     cache (so data larger than memory page in and out batch by batch)."""
-    from benchmark_core.data import _CACHE, load_tensors
+    from benchmark_core.engine.data import _CACHE, load_tensors
 
     spec, options = mosi
     load_tensors(spec, options)
@@ -326,7 +327,7 @@ def test_warm_tensors_are_the_memory_mapped_cache_files(mosi, tmp_path):
 def test_cached_tensors_equal_the_in_memory_conversion(mosi, monkeypatch):
     """Bitwise the same tensors, hash and report whichever way they were built: in memory from
     the DatasetDict, through the tensor cache, and with record batches of a few rows each."""
-    from benchmark_core.data import _CACHE, load_tensors, to_tensors
+    from benchmark_core.engine.data import _CACHE, load_tensors, to_tensors
 
     spec, options = mosi
     cached_tensors = load_tensors(spec, options)
@@ -343,7 +344,7 @@ def test_cached_tensors_equal_the_in_memory_conversion(mosi, monkeypatch):
 
 
 def test_a_damaged_tensor_file_is_rebuilt(mosi, caplog):
-    from benchmark_core.data import _CACHE, load_tensors, to_tensors
+    from benchmark_core.engine.data import _CACHE, load_tensors, to_tensors
 
     spec, options = mosi
     load_tensors(spec, options)

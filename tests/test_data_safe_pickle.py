@@ -7,7 +7,7 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from benchmark_core import safe_pickle
+from benchmark_core.engine import safe_pickle
 from benchmark_core.errors import DataError
 
 

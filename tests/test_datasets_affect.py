@@ -7,7 +7,7 @@ import pytest
 from fixtures_affect import DIMS, label_entries, write_csd, write_feature_csds, write_mmsa, write_mult
 
 from benchmark_core import Budget, RunSpec
-from benchmark_core.data import to_tensors
+from benchmark_core.engine.data import to_tensors
 from benchmark_core.errors import DataError
 from plugins.datasets.affect.loader import load, make_spec
 from plugins.datasets.affect.profiles import IEMOCAP, MOSEI, MOSI
@@ -194,7 +194,7 @@ def test_cache_reused_then_rebuilt_when_source_changes(tmp_path):
 
 def test_execute_additive_end_to_end_on_mult_fixture(tmp_path):
     from benchmark_core.plugins import get_registry
-    from benchmark_core.runner import execute, resolve_hparams
+    from benchmark_core.suite.runner import execute, resolve_hparams
 
     write_mult(tmp_path, aligned=True, n=(24, 8, 8))
     registry = get_registry()

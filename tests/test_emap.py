@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark_core.data import Batch, SplitTensors
-from benchmark_core.emap import emap, project_grid
-from benchmark_core.runner import execute, resolve_hparams
+from benchmark_core.engine.data import Batch, SplitTensors
+from benchmark_core.evaluation.emap import emap, project_grid
 from benchmark_core.specs import Budget, ModalitySpec, RunSpec, TargetSpec, TaskSpec
+from benchmark_core.suite.runner import execute, resolve_hparams
 
 
 def test_reproduces_the_papers_worked_example():
@@ -132,8 +132,8 @@ def test_monte_carlo_emap_is_exact_for_additive_models_on_mfeat(registry, method
     """Issue 12 §3: six modalities force Monte Carlo; with common random numbers every
     additive model's projection equals its own outputs (the published board showed gaps of
     0.014-0.139 for these), whatever the number of partners: every group agrees."""
-    from benchmark_core.data import load_tensors
-    from benchmark_core.emap import GROUPS
+    from benchmark_core.engine.data import load_tensors
+    from benchmark_core.evaluation.emap import GROUPS
 
     data = load_tensors(registry.dataset("mfeat"))
     model = _build(registry, method, data.task)
@@ -157,7 +157,7 @@ def test_emap_metrics_of_an_additive_model_on_mfeat_have_zero_gap_and_se(registr
 
 
 def test_partners_double_until_converged_or_the_budget_is_spent(registry):
-    from benchmark_core.emap import GROUPS
+    from benchmark_core.evaluation.emap import GROUPS
 
     task = _task(3)
     split = _split(task, 70)  # 70^3 cells: Monte Carlo is cheaper
@@ -203,7 +203,7 @@ def test_only_unsettled_predictions_get_more_partners(registry):
 
 
 def test_unsettled_reads_margins_in_standard_errors():
-    from benchmark_core.emap import EmapResult
+    from benchmark_core.evaluation.emap import EmapResult
 
     groups = torch.zeros(16, 3, 2, dtype=torch.float64)
     groups[:, 0] = torch.tensor([2.0, 0.0])          # no noise: settled
@@ -217,7 +217,7 @@ def test_unsettled_reads_margins_in_standard_errors():
 
 
 def test_the_choice_of_exact_or_monte_carlo_follows_cost():
-    from benchmark_core.emap import GROUPS, EmapCost, first_step, next_step, rounds_cost
+    from benchmark_core.evaluation.emap import GROUPS, EmapCost, first_step, next_step, rounds_cost
 
     # exact exactly when the grid is no dearer than the first Monte-Carlo round
     for n, m in [(12, 2), (48, 2), (49, 2), (8, 3), (9, 3), (300, 2), (300, 6), (3, 6)]:
@@ -238,7 +238,7 @@ def test_the_choice_of_exact_or_monte_carlo_follows_cost():
 
 def _policy_cost(n: int, m: int, sigma: float, target: float = 0.01, budget: int = 10**15) -> int:
     """Evaluations automatic EMAP spends when the Monte-Carlo standard error is sigma / sqrt(K)."""
-    from benchmark_core.emap import (
+    from benchmark_core.evaluation.emap import (
         GROUPS,
         EmapCost,
         first_step,
@@ -267,7 +267,7 @@ def test_emap_cost_grows_with_n_without_a_cliff(sigma):
     """Issue 17: exact EMAP on 300 samples (90,000 evaluations at M = 2) used to cost as much as
     Monte Carlo on 1,200.  Chosen by cost, the evaluations grow with N, never beyond the first
     round plus twice the cheaper way to the target, and the cheaper way is taken."""
-    from benchmark_core.emap import GROUPS, EmapCost
+    from benchmark_core.evaluation.emap import GROUPS, EmapCost
 
     costs = [_policy_cost(n, 2, sigma) for n in range(2, 2001)]
     assert all(b >= a for a, b in itertools.pairwise(costs))  # monotone in N

@@ -13,16 +13,16 @@ import torch
 from torch import nn
 
 from benchmark_core import DatasetSpec, MethodSpec, TargetSpec, hookimpl
-from benchmark_core.data import dataset_from_arrays
-from benchmark_core.executors import SerialExecutor
-from benchmark_core.leaderboard import render_markdown
-from benchmark_core.models import FusionModel, Output, RepresentationFusion
+from benchmark_core.engine.data import dataset_from_arrays
+from benchmark_core.engine.models import FusionModel, Output, RepresentationFusion
 from benchmark_core.plugins import build_registry
-from benchmark_core.runner import execute, resolve_hparams
+from benchmark_core.reporting.leaderboard import render_markdown
 from benchmark_core.specs import Budget, RunSpec
-from benchmark_core.suite import make_plan, run_suite
+from benchmark_core.suite.executors import SerialExecutor
+from benchmark_core.suite.plan import make_plan, run_suite
+from benchmark_core.suite.runner import execute, resolve_hparams
+from benchmark_core.suite.validate import check_method
 from benchmark_core.tracking import Tracker
-from benchmark_core.validate import check_method
 from plugins.metrics import pearson
 
 
@@ -97,9 +97,9 @@ def test_wrong_shaped_output_fails_the_run_instead_of_ranking(toy_registry):
 
 
 def test_wrong_shaped_prediction_is_caught_at_inference_too(toy_registry):
-    from benchmark_core.data import load_tensors
+    from benchmark_core.engine.data import load_tensors
+    from benchmark_core.engine.training import predict
     from benchmark_core.errors import OutputError
-    from benchmark_core.training import predict
 
     data = load_tensors(toy_registry.dataset("synthetic-xor"), {"n": 200})
     model = build_too_wide(data.task, resolve_hparams(toy_registry.method("too-wide"), {}))
@@ -114,15 +114,15 @@ def test_pearson_of_a_constant_prediction_is_undefined():
     assert pearson(y, -y.reshape(4, 1)) == pytest.approx(-1.0)
 
 
-def test_collapsed_model_is_shown_undefined_and_not_ranked_above_others(toy_registry, tracking_uri):
-    tracker = Tracker(tracking_uri, "corr")
+def test_collapsed_model_is_shown_undefined_and_not_ranked_above_others(toy_registry, fusebench_tracking_uri):
+    tracker = Tracker(fusebench_tracking_uri, "corr")
     specs = make_plan(toy_registry, ["constant", "additive"], ["toy-corr"], [0, 1], Budget(epochs=2, batch_size=16),
                       evaluation={"stress": False, "emap": False})
     report = run_suite(toy_registry, specs, tracker, SerialExecutor(toy_registry), echo=lambda s: None)
     assert not report.failures
     constant = [r for r in report.results if r.spec.method == "constant"]
     assert all(math.isnan(r.metrics["test/corr"]) for r in constant)
-    text = render_markdown(Tracker(tracking_uri, "corr"))
+    text = render_markdown(Tracker(fusebench_tracking_uri, "corr"))
     row = next(line for line in text.splitlines() if "| constant " in line)
     assert "— (undefined)" in row and "0.0000" not in row.split("|")[3]
     assert "the metric is undefined for at least one seed" in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from benchmark_core import Budget
-from benchmark_core.estimate import (
+from benchmark_core.suite.estimate import (
     CostModel,
     Estimate,
     MethodCost,
@@ -25,8 +25,20 @@ SIX = Shape(n_train=1400, n_test=300, modalities=6, steps=1.0)
 def test_units_follow_size_epochs_and_the_subset_grid():
     assert VECTORS.train_units(20) == 1400 * 20 * 2
     assert SEQUENCES.train_units(50) == 32 * 50 * 2 * 100
-    assert SIX.eval_units() == 300 * 2**6
+    assert SIX.eval_units() == 300 * (2**6 - 2)  # the 62 subsets of the full grid
     assert SIX.pair_units(20) == 1400 * 20 * 6 * 5  # 30 directed pairs
+
+
+@pytest.mark.parametrize("modalities", [2, 6, 8, 9, 12, 23])
+def test_evaluation_units_count_the_subsets_the_stress_grid_scores(modalities):
+    """Before: the estimate counted 2^M subsets for every M (capped at M = 12), while the stress
+    grid samples above M = 8; the count must be exactly what subset_design evaluates."""
+    from benchmark_core.evaluation.robustness import subset_design
+    from benchmark_core.suite.estimate import missing_subsets
+
+    assert missing_subsets(modalities) == len(subset_design(modalities).subsets)
+    if modalities == 23:  # polynomial: 2M + 3M^2, not 2^23 - 2
+        assert missing_subsets(23) == 2 * 23 + 3 * 23**2
 
 
 def test_fit_recovers_known_coefficients():
@@ -53,8 +65,8 @@ def test_wall_time_is_a_longest_first_schedule_over_workers():
 
 
 def test_estimate_of_a_plan_uses_each_runs_dataset_and_epochs(registry):
-    from benchmark_core.data import load_tensors
-    from benchmark_core.suite import make_plan
+    from benchmark_core.engine.data import load_tensors
+    from benchmark_core.suite.plan import make_plan
 
     plan = make_plan(registry, ["additive", "late"], ["synthetic-xor"], [0, 1], Budget(epochs=2))
     shape = shape_of(load_tensors(registry.dataset("synthetic-xor"), plan[0].dataset_options))

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from conftest import TINY_XOR, tiny_spec
 
-from benchmark_core.executors import ProcessExecutor, SerialExecutor
 from benchmark_core.specs import Budget
-from benchmark_core.suite import make_plan, run_suite
+from benchmark_core.suite.executors import ProcessExecutor, SerialExecutor
+from benchmark_core.suite.plan import make_plan, run_suite
 from benchmark_core.tracking import Tracker
 
 
@@ -44,13 +44,13 @@ def test_process_executor_matches_serial_bitwise(specs, serial_results):
 
 def test_ray_executor_matches_serial_bitwise(specs, serial_results):
     pytest.importorskip("ray", reason="the fusebench[ray] extra is not installed")
-    from benchmark_core.executors import RayExecutor
+    from benchmark_core.suite.executors import RayExecutor
 
     _assert_same(_collect(RayExecutor(num_cpus=2), specs), serial_results)
 
 
-def test_process_suite_logs_from_driver_only(registry, tracking_uri):
-    tracker = Tracker(tracking_uri, "proc")
+def test_process_suite_logs_from_driver_only(registry, fusebench_tracking_uri):
+    tracker = Tracker(fusebench_tracking_uri, "proc")
     plan = make_plan(registry, ["additive", "late"], ["synthetic-xor"], [0], Budget(epochs=1),
                      dataset_options={"synthetic-xor": TINY_XOR}, evaluation={"stress": False, "emap": False})
     report = run_suite(registry, plan, tracker, ProcessExecutor(workers=2), echo=lambda s: None)

@@ -28,11 +28,11 @@ from fixtures_formats_misa import (
     write_misa,
 )
 
-from benchmark_core import safe_torch
 from benchmark_core.cli import main
-from benchmark_core.data import to_tensors
+from benchmark_core.engine import safe_torch
+from benchmark_core.engine.data import to_tensors
+from benchmark_core.engine.safe_pickle import UnsafePickleError
 from benchmark_core.errors import DataError
-from benchmark_core.safe_pickle import UnsafePickleError
 from plugins.datasets.affect.loader import load, make_spec
 from plugins.datasets.affect.profiles import IEMOCAP, MOSEI, MOSI
 from plugins.datasets.affect.sniff import outline

@@ -18,7 +18,7 @@ from fixtures_formats_multibench import (
 )
 
 from benchmark_core.cli import main
-from benchmark_core.data import to_tensors
+from benchmark_core.engine.data import to_tensors
 from benchmark_core.errors import DataError
 from plugins.datasets.affect.loader import load, make_spec
 from plugins.datasets.affect.profiles import IEMOCAP6, MOSEI, MOSI, MUSTARD, URFUNNY

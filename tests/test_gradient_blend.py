@@ -9,14 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark_core.blending import HOLDOUT, GradientBlend, estimate_weights
-from benchmark_core.data import Batch, DatasetTensors, SplitTensors
+from benchmark_core.engine.blending import HOLDOUT, GradientBlend, estimate_weights
+from benchmark_core.engine.data import Batch, DatasetTensors, SplitTensors
+from benchmark_core.engine.models import COMMON_DEFAULTS, FusionModel, Output
+from benchmark_core.engine.training import TrainingContext, fit, make_optimizer, seed_everything
 from benchmark_core.errors import FuseBenchError
-from benchmark_core.models import COMMON_DEFAULTS, FusionModel, Output
 from benchmark_core.plugins import build_registry
-from benchmark_core.runner import resolve_hparams
 from benchmark_core.specs import Budget, ModalitySpec, TargetSpec, TaskSpec
-from benchmark_core.training import TrainingContext, fit, make_optimizer, seed_everything
+from benchmark_core.suite.runner import resolve_hparams
 
 REGISTRY = build_registry()
 ACCURACY = REGISTRY.metric("accuracy")

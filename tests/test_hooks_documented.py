@@ -113,7 +113,7 @@ def test_hook_register_stress_tests():
             register(StressSpec(name="hook-zero", apply=zero,
                                 conditions=lambda task: [(m, 1.0) for m in task.modality_names]))
 
-    from benchmark_core.validate import check_stress, tiny_batch, tiny_task
+    from benchmark_core.suite.validate import check_stress, tiny_batch, tiny_task
 
     spec = _only(Plugin).stress_test("hook-zero")
     task = tiny_task(2)
@@ -124,7 +124,7 @@ def test_hook_register_stress_tests():
 
 
 def test_hook_register_executors():
-    from benchmark_core.executors import SerialExecutor
+    from benchmark_core.suite.executors import SerialExecutor
 
     class Plugin:
         @staticmethod

@@ -194,7 +194,7 @@ if mode == "loader":
     from plugins.datasets.affect.profiles import MOSI
     run = lambda: load(MOSI, {"data_dir": str(path.parent)})
 else:
-    from benchmark_core import safe_pickle
+    from benchmark_core.engine import safe_pickle
     run = lambda: safe_pickle.load(path)
 with open("/proc/self/status") as status:
     size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))

@@ -6,15 +6,15 @@ import statistics
 
 from conftest import TINY_XOR
 
-from benchmark_core.executors import SerialExecutor
-from benchmark_core.leaderboard import render_markdown, runs_frame
+from benchmark_core.reporting.leaderboard import render_markdown, runs_frame
 from benchmark_core.specs import Budget
-from benchmark_core.suite import make_plan, run_suite
+from benchmark_core.suite.executors import SerialExecutor
+from benchmark_core.suite.plan import make_plan, run_suite
 from benchmark_core.tracking import Tracker
 
 
-def test_leaderboard_reports_mean_and_interval_over_seeds(registry, tracking_uri):
-    tracker = Tracker(tracking_uri, "lb")
+def test_leaderboard_reports_mean_and_interval_over_seeds(registry, fusebench_tracking_uri):
+    tracker = Tracker(fusebench_tracking_uri, "lb")
     specs = make_plan(registry, ["late", "tensor"], ["synthetic-xor", "synthetic-redundant"], [0, 1],
                       Budget(epochs=1, batch_size=32),
                       dataset_options={"synthetic-xor": TINY_XOR, "synthetic-redundant": TINY_XOR},
@@ -22,7 +22,7 @@ def test_leaderboard_reports_mean_and_interval_over_seeds(registry, tracking_uri
     run_suite(registry, specs, tracker, SerialExecutor(registry), echo=lambda s: None)
 
     # A fresh tracker: nothing but what MLflow stored is used.
-    fresh = Tracker(tracking_uri, "lb")
+    fresh = Tracker(fusebench_tracking_uri, "lb")
     text = render_markdown(fresh)
     frame = runs_frame(fresh)
     for (method, _dataset), group in frame.groupby(["method", "dataset"]):
@@ -41,5 +41,5 @@ def test_leaderboard_reports_mean_and_interval_over_seeds(registry, tracking_uri
     assert "seeds [0, 1]" in text and "epochs=1" in text
 
 
-def test_empty_suite_says_what_to_do(tracking_uri):
-    assert "Run `bench run` first" in render_markdown(Tracker(tracking_uri, "empty"))
+def test_empty_suite_says_what_to_do(fusebench_tracking_uri):
+    assert "Run `bench run` first" in render_markdown(Tracker(fusebench_tracking_uri, "empty"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark_core.leaderboard import analysis_table, finished_runs, render_markdown, runs_frame
-from benchmark_core.robustness import effective_robustness, stress_key
-from benchmark_core.runner import RunResult
+from benchmark_core.evaluation.robustness import effective_robustness
+from benchmark_core.record import RunResult, stress_key
+from benchmark_core.reporting.leaderboard import analysis_table, finished_runs, render_markdown, runs_frame
 from benchmark_core.specs import Budget, RunSpec
 from benchmark_core.tracking import Tracker
 
@@ -89,7 +89,7 @@ def test_no_reference_run_means_no_effective_robustness(tracker):
 @pytest.mark.parametrize("suffix", [".png", ".svg"])
 def test_bench_plot_robustness_draws_one_panel_per_dataset(tracker, tmp_path, suffix):
     from benchmark_core.cli import main
-    from benchmark_core.plots import robustness_curves
+    from benchmark_core.reporting.plots import robustness_curves
 
     curves = robustness_curves(finished_runs(runs_frame(tracker)))
     tensor = curves[curves["method"] == "tensor"].sort_values("level")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from benchmark_core.errors import FuseBenchError
-from benchmark_core.leaderboard import build_board, format_for, render
+from benchmark_core.reporting.leaderboard import build_board, format_for, render
 
 # dataset -> method -> per-seed scores (None: the run failed)
 SCORES = {

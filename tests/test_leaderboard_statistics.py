@@ -9,12 +9,12 @@ import pytest
 from store_checks import child_statuses, start_driver, stop, wait_for
 
 from benchmark_core.cli import main
-from benchmark_core.executors import SerialExecutor
-from benchmark_core.leaderboard import build_board, render, runs_frame
 from benchmark_core.predictions import finished_run_ids, load
+from benchmark_core.reporting.leaderboard import build_board, render, runs_frame
+from benchmark_core.reporting.statistics import t_interval
 from benchmark_core.specs import Budget
-from benchmark_core.statistics import t_interval
-from benchmark_core.suite import make_plan, run_suite
+from benchmark_core.suite.executors import SerialExecutor
+from benchmark_core.suite.plan import make_plan, run_suite
 from benchmark_core.tracking import Tracker
 
 XOR = {"n": 300}
@@ -115,13 +115,13 @@ def test_runs_that_never_started_are_listed_as_missing(tmp_path, monkeypatch, ca
     assert failures.count("| synthetic-xor ") == 3 - len(finished)
 
 
-def test_a_plan_without_children_is_listed_missing(tracking_uri):
+def test_a_plan_without_children_is_listed_missing(fusebench_tracking_uri):
     """The plan stored on a parent run is what makes never-started runs visible."""
-    tracker = Tracker(tracking_uri, "plan")
+    tracker = Tracker(fusebench_tracking_uri, "plan")
     parent = tracker.start_parent("bench run ...")
     tracker.log_plan(parent, [{"spec_hash": "h1", "method": "tensor", "dataset": "synthetic-xor", "seed": 0,
                                "family": "tensor"}])
-    frame = runs_frame(Tracker(tracking_uri, "plan"))
+    frame = runs_frame(Tracker(fusebench_tracking_uri, "plan"))
     (row,) = frame.to_dict(orient="records")
     assert row["status"] == "missing" and row["method"] == "tensor" and row["spec_hash"] == "h1"
     text = render(frame, "md", "plan")

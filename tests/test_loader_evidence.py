@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fixtures_affect import DIMS, label_entries, real_region, write_csd, write_feature_csds, write_mmsa, write_mult
 
-from benchmark_core.data import to_tensors
+from benchmark_core.engine.data import to_tensors
 from benchmark_core.errors import DataError
 from plugins.datasets.affect.loader import load, make_spec
 from plugins.datasets.affect.profiles import IEMOCAP, MOSEI, MOSI

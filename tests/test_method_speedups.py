@@ -18,12 +18,12 @@ import torch
 from conftest import tiny_spec
 
 import plugins.methods.mult as mult_module
-from benchmark_core.attention import GroupLinear, group_attention
-from benchmark_core.data import Batch
-from benchmark_core.models import count_parameters
+from benchmark_core.engine.attention import GroupLinear, group_attention
+from benchmark_core.engine.data import Batch
+from benchmark_core.engine.models import count_parameters
 from benchmark_core.plugins import build_registry
-from benchmark_core.runner import execute, resolve_hparams
 from benchmark_core.specs import ModalitySpec, TargetSpec, TaskSpec
+from benchmark_core.suite.runner import execute, resolve_hparams
 
 REGISTRY = build_registry()
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from benchmark_core.blending import blend_weights
+from benchmark_core.engine.blending import blend_weights
 from plugins.methods.additive import SumFusion
 from plugins.methods.bilinear import BilinearFusion
 from plugins.methods.early import resample_rows

@@ -8,16 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark_core.data import Batch
+from benchmark_core.engine.data import Batch
+from benchmark_core.engine.training import make_optimizer, training_step
 from benchmark_core.plugins import build_registry
-from benchmark_core.runner import execute, resolve_hparams
 from benchmark_core.specs import Budget, ModalitySpec, RunSpec, TargetSpec, TaskSpec
+from benchmark_core.suite.runner import execute, resolve_hparams
 
 REGISTRY = build_registry()
 ZOO = sorted(REGISTRY.names("methods"))
 TASK3 = TaskSpec((ModalitySpec("text", 6, "sequence"), ModalitySpec("audio", 5, "sequence"),
                   ModalitySpec("video", 4, "vector")), TargetSpec("multiclass", 3))
 CHEAP = {"mult": {"layers": 1}}  # depth only changes cost, not what is tested
+BUDGET = Budget()  # the default optimiser and clipping of `bench run`
 
 
 def random_batch(task: TaskSpec, n: int = 6, seed: int = 0) -> Batch:
@@ -42,16 +44,10 @@ def build(name: str, task: TaskSpec, **overrides):
 
 
 def train_step(model, batch: Batch) -> torch.Tensor:
+    """One step of the engine's own training loop (the model's training_loss, backward,
+    clipping, an optimiser step); the gradients stay on the parameters for inspection."""
     model.train()
-    loss_fn = lambda p, y: torch.nn.functional.cross_entropy(p, y)
-    objective = getattr(model, "training_loss", None)
-    if objective is not None:
-        loss = objective(batch, loss_fn)
-    else:
-        out = model(batch)
-        loss = loss_fn(out.pred, batch.y) + out.aux_loss
-    loss.backward()
-    return loss
+    return training_step(model, batch, make_optimizer(model, BUDGET), BUDGET.grad_clip)
 
 
 def test_every_method_has_family_reference_and_is_in_the_readme():
@@ -97,8 +93,8 @@ def test_eval_outputs_do_not_depend_on_the_eval_batch(name):
     size, so a sample's output may not depend on the rows it shares a batch with.  (Equal up
     to float rounding: a 1-row batch takes a different BLAS kernel; for 2+ rows the CPU
     outputs are bit-identical on the machines we measured, see docs/performance.md.)"""
-    from benchmark_core.data import SplitTensors
-    from benchmark_core.training import predict
+    from benchmark_core.engine.data import SplitTensors
+    from benchmark_core.engine.training import predict
 
     spec = REGISTRY.method(name)
     task = TASK3 if spec.supports(TASK3) is None else TaskSpec(TASK3.modalities[:2], TASK3.target)
@@ -207,7 +203,7 @@ def test_gradient_blend_is_a_training_option(name):
                              dataset_options={"n": 200}, evaluation={"stress": False, "emap": False}),
                      REGISTRY)
     assert result.status == "finished", result.traceback
-    from benchmark_core.blending import GradientBlend
+    from benchmark_core.engine.blending import GradientBlend
 
     model = GradientBlend(build(name, TASK3))
     assert torch.isfinite(train_step(model, random_batch(TASK3)))

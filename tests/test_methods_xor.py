@@ -10,13 +10,13 @@ close to chance; products, tensors, attention and MLPs on the joint representati
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from benchmark_core.plugins import build_registry
-from benchmark_core.runner import execute, resolve_hparams
-from benchmark_core.specs import Budget, RunSpec
+from benchmark_core.specs import Budget
+from fusebench.testing import assert_run_ok, make_registry, run_once
 
-REGISTRY = build_registry()
+REGISTRY = make_registry()
 BUDGET = Budget(epochs=10, batch_size=32, lr=3e-3, patience=0)
 DATA = {"n": 1500, "latent_dim": 1, "noise": 0.05}
 CHEAP = {"mult": {"layers": 1}}  # MulT depth 5 -> 1 (its self-attention stack keeps 3): cost only
@@ -27,12 +27,13 @@ ADDITIVE = ["additive", "late", "unimodal-1", "unimodal-2"]
 OTHER = ["mmim"]  # trains, but its inter-modal MI terms reward the label-irrelevant shared latent
 
 
-def run(name: str):
-    hp = resolve_hparams(REGISTRY.method(name), CHEAP.get(name, {}))
-    result = execute(RunSpec(name, "synthetic-xor", 0, BUDGET, hparams=hp, dataset_options=DATA,
-                             evaluation={"stress": False, "emap": False}), REGISTRY)
-    assert result.status == "finished", result.traceback
-    return result.metrics["test/accuracy"]
+def run_result(name: str):
+    return assert_run_ok(run_once(name, "synthetic-xor", registry=REGISTRY, budget=BUDGET,
+                                  hparams=CHEAP.get(name, {}), dataset_options=DATA))
+
+
+def run(name: str) -> float:
+    return run_result(name).metrics["test/accuracy"]
 
 
 def test_every_registered_method_is_covered():
@@ -52,4 +53,8 @@ def test_additive_models_stay_near_chance_on_xor(name):
 
 @pytest.mark.parametrize("name", OTHER)
 def test_other_methods_train_on_xor(name):
-    assert 0.0 <= run(name) <= 1.0
+    """Its best checkpoint beats always answering the test split's majority class by a margin
+    (MMIM, seed 0: 0.653 against 0.547, measured)."""
+    result = run_result(name)
+    labels = result.predictions.test.y
+    assert result.metrics["test/accuracy"] > np.bincount(labels).max() / len(labels) + 0.05

@@ -9,10 +9,10 @@ import math
 
 import torch
 
-from benchmark_core.data import Batch
+from benchmark_core.engine.data import Batch
 from benchmark_core.plugins import build_registry
-from benchmark_core.runner import resolve_hparams
 from benchmark_core.specs import ModalitySpec, TargetSpec, TaskSpec
+from benchmark_core.suite.runner import resolve_hparams
 
 REGISTRY = build_registry()
 SPEC = REGISTRY.method("mult")

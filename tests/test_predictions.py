@@ -14,24 +14,24 @@ from fixtures_affect import write_mult
 
 from benchmark_core import DatasetSpec, MetricSpec, hookimpl
 from benchmark_core.cli import main
-from benchmark_core.data import load_tensors
+from benchmark_core.engine.data import load_tensors
 from benchmark_core.errors import FuseBenchError
-from benchmark_core.executors import ProcessExecutor, SerialExecutor
-from benchmark_core.leaderboard import runs_frame
 from benchmark_core.plugins import build_registry, get_registry
 from benchmark_core.predictions import (
     ARTIFACT,
     SPLITS,
-    export_predictions,
     load,
     load_exported,
     read_npz,
     recompute,
     registered_metrics,
 )
-from benchmark_core.runner import RunResult
+from benchmark_core.record import RunResult
+from benchmark_core.reporting.leaderboard import runs_frame
+from benchmark_core.reporting.publish import export_predictions
 from benchmark_core.specs import Budget, RunSpec
-from benchmark_core.suite import make_plan, run_suite
+from benchmark_core.suite.executors import ProcessExecutor, SerialExecutor
+from benchmark_core.suite.plan import make_plan, run_suite
 from benchmark_core.tracking import Tracker
 from plugins.datasets.synthetic import DEFAULTS, TARGET, make_loader
 
@@ -97,9 +97,9 @@ def test_artifact_round_trip_with_row_number_ids(xor_suite):
             assert part.pred.dtype == np.float32 and part.pred.shape == (tensors.size, 2)
 
 
-def test_artifact_round_trip_with_dataset_ids_through_worker_processes(registry, tracking_uri, tmp_path):
+def test_artifact_round_trip_with_dataset_ids_through_worker_processes(registry, fusebench_tracking_uri, tmp_path):
     expected = write_mult(tmp_path / "mosi", n=(24, 8, 8))
-    tracker = Tracker(tracking_uri, "mosi")
+    tracker = Tracker(fusebench_tracking_uri, "mosi")
     report = _suite(registry, tracker, ["additive"], "mosi", {"data_dir": str(tmp_path / "mosi")},
                     executor=ProcessExecutor(workers=1))
     result = report.results[0]
@@ -199,18 +199,18 @@ def fresh_registry():
     get_registry.cache_clear()
 
 
-def test_new_metric_plugin_is_computed_for_an_old_suite_without_retraining(tracking_uri, install_plugin,
+def test_new_metric_plugin_is_computed_for_an_old_suite_without_retraining(fusebench_tracking_uri, install_plugin,
                                                                              fresh_registry, tmp_path, capsys):
     old_registry = build_registry(plugins=[TinyXorV1])
-    tracker = Tracker(tracking_uri, "late-metric")
+    tracker = Tracker(fusebench_tracking_uri, "late-metric")
     _suite(old_registry, tracker, ["additive", "late"], "tiny-xor", TINY_XOR)
     before = {r.info.run_id for r in tracker.client.search_runs([tracker.experiment_id])}
-    assert main(["leaderboard", "--tracking-uri", tracking_uri, "--suite", "late-metric",
+    assert main(["leaderboard", "--tracking-uri", fusebench_tracking_uri, "--suite", "late-metric",
                  "--metrics", "error_rate"]) == 2  # not recorded when the suite ran
     capsys.readouterr()
 
     install_plugin("fusebench-error-rate", "1.0", "fusebench_error_rate", NEW_METRIC_PLUGIN, entry_name="errrate")
-    assert main(["leaderboard", "--tracking-uri", tracking_uri, "--suite", "late-metric", "--recompute",
+    assert main(["leaderboard", "--tracking-uri", fusebench_tracking_uri, "--suite", "late-metric", "--recompute",
                  "--metrics", "accuracy,error_rate", "--format", "json", "--out", str(tmp_path / "b.json")]) == 0
     assert "recomputed the metrics of 2 runs" in capsys.readouterr().err
     rows = json.loads((tmp_path / "b.json").read_text())["results"]

@@ -11,10 +11,16 @@ from pathlib import Path
 import pytest
 
 from benchmark_core.cli import main
-from benchmark_core.leaderboard import render, runs_frame
-from benchmark_core.publish import TABLE_FILES, by_run_id, export_runs, load_runs, published_predictions, render_all
-from benchmark_core.robustness import stress_key
-from benchmark_core.runner import RunResult
+from benchmark_core.record import RunResult, stress_key
+from benchmark_core.reporting.leaderboard import render, runs_frame
+from benchmark_core.reporting.publish import (
+    TABLE_FILES,
+    by_run_id,
+    export_runs,
+    load_runs,
+    published_predictions,
+    render_all,
+)
 from benchmark_core.specs import Budget, RunSpec
 from benchmark_core.tracking import Tracker
 

@@ -76,7 +76,7 @@ def test_killed_suite_resumes_only_missing_runs(tmp_path, monkeypatch, capsys, s
 BROKEN = '''
 import torch
 from benchmark_core import DatasetSpec, MethodSpec, TargetSpec, hookimpl
-from benchmark_core.models import FusionModel, Output
+from benchmark_core.engine.models import FusionModel, Output
 
 
 class Exploding(FusionModel):

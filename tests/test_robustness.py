@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark_core.robustness import (
+from benchmark_core.evaluation.robustness import (
     area_under_curve,
     curve,
     drop,
     effective_robustness,
     minmax_normalise,
     relative_robustness,
-    stress_key,
     worst_drop,
 )
-from benchmark_core.stress import summarise
+from benchmark_core.evaluation.stress import summarise
+from benchmark_core.record import stress_key
 
 A, B = (0.8, 0.7, 0.6), (0.75, 0.7, 0.65)  # MultiBench's test vector, docs/stress.md
 
@@ -68,7 +68,7 @@ def test_missing_summary_of_a_sampled_design_is_its_weighted_estimate(registry):
     the evaluated ones (which over-weights the complete leave-one-out and keep-one strata)."""
     import numpy as np
 
-    from benchmark_core.robustness import design_mean, subset_design
+    from benchmark_core.evaluation.robustness import design_mean, subset_design
 
     names = tuple(f"m{i}" for i in range(9))
     design = subset_design(9, seed=3)

@@ -11,9 +11,9 @@ from fixtures_affect import write_mult
 
 from benchmark_core.cli import main
 from benchmark_core.plugins import get_registry
-from benchmark_core.runner import execute
 from benchmark_core.specs import Budget
-from benchmark_core.suite import make_plan
+from benchmark_core.suite.plan import make_plan
+from benchmark_core.suite.runner import execute
 
 
 def _run_args(data_dir, *extra):
@@ -106,16 +106,16 @@ def test_repeated_seeds_are_planned_and_trained_once(tmp_path, monkeypatch, caps
     assert sorted(r.info.status for r in runs) == ["FINISHED", "FINISHED"]  # parent + one child, none RUNNING
 
 
-def test_run_suite_drops_repeats_it_is_handed(tracking_uri):
+def test_run_suite_drops_repeats_it_is_handed(fusebench_tracking_uri):
     from conftest import tiny_spec
 
-    from benchmark_core.executors import SerialExecutor
-    from benchmark_core.suite import run_suite
+    from benchmark_core.suite.executors import SerialExecutor
+    from benchmark_core.suite.plan import run_suite
     from benchmark_core.tracking import Tracker
 
     spec = tiny_spec(epochs=1)
     lines: list[str] = []
-    report = run_suite(get_registry(), [spec, spec], Tracker(tracking_uri), SerialExecutor(get_registry()),
+    report = run_suite(get_registry(), [spec, spec], Tracker(fusebench_tracking_uri), SerialExecutor(get_registry()),
                        echo=lines.append)
     assert report.planned == 1 and len(report.results) == 1
     assert any("planned once" in line for line in lines)
@@ -126,7 +126,7 @@ def test_non_finite_labels_are_refused_at_load(bad):
     import datasets
     import numpy as np
 
-    from benchmark_core.data import dataset_from_arrays, to_tensors
+    from benchmark_core.engine.data import dataset_from_arrays, to_tensors
     from benchmark_core.errors import DataError
     from benchmark_core.specs import DatasetSpec, TargetSpec
 
@@ -146,7 +146,7 @@ def test_labels_of_the_wrong_width_are_refused_not_truncated():
     import datasets
     import numpy as np
 
-    from benchmark_core.data import dataset_from_arrays, to_tensors
+    from benchmark_core.engine.data import dataset_from_arrays, to_tensors
     from benchmark_core.errors import DataError
     from benchmark_core.specs import DatasetSpec, TargetSpec
 

@@ -79,3 +79,73 @@ def test_invalid_specs():
         TaskSpec((ModalitySpec("a", 1), ModalitySpec("a", 2)), TargetSpec("regression", 1))
     with pytest.raises(SpecError, match="seed"):
         RunSpec("m", "d", -1, Budget())
+
+
+# -- RunSpec.evaluation, a typed spec; SpecError, a usage error ----------------------------------
+
+# spec hashes computed before RunSpec.evaluation was typed (a plain mapping then): runs keep them
+EVALUATION_HASHES = [
+    ({}, "e0dcb4cd1babdcaa"),
+    ({"stress": True, "emap": True}, "65619493c1f8adad"),
+    ({"emap": True, "stress": True, "emap_samples": 200}, "b439e6622089b270"),
+    ({"stress": True, "emap": False, "stress_tests": "missing"}, "04eff108ecbaf940"),
+    ({"stress": True, "emap": False, "stress_tests": ["missing", "noise"]}, "784e6036f40b93b9"),
+]
+
+
+@pytest.mark.parametrize("evaluation, spec_hash", EVALUATION_HASHES)
+def test_a_typed_evaluation_keeps_every_spec_hash(evaluation, spec_hash):
+    from benchmark_core.specs import EvaluationSpec
+
+    spec = RunSpec("late", "synthetic-xor", 0, Budget(epochs=2), {"hidden": 32, "dropout": 0.1}, {"n": 300},
+                   evaluation, {"fusebench": "0.2.0", "method": "fusebench 0.2.0", "dataset": "fusebench 0.2.0"},
+                   "abc123")
+    assert isinstance(spec.evaluation, EvaluationSpec) and spec.spec_hash == spec_hash
+    assert spec.to_dict()["evaluation"] == json.loads(json.dumps(dict(sorted(evaluation.items()))))
+    assert RunSpec.from_dict(spec.to_dict()) == spec
+    typed = RunSpec(spec.method, spec.dataset, 0, spec.budget, spec.hparams, spec.dataset_options,
+                    EvaluationSpec(**evaluation), spec.versions, spec.data_hash)
+    assert typed == spec and typed.spec_hash == spec_hash
+
+
+def test_evaluation_options_are_typed_and_checked():
+    from benchmark_core.specs import EvaluationSpec
+
+    off = EvaluationSpec.of({"stress": False, "emap": False})
+    assert not off.enabled("stress") and not off.enabled("emap")
+    assert EvaluationSpec().enabled("stress") and EvaluationSpec(emap=False).enabled("stress")
+    assert EvaluationSpec(stress_tests=" noise, missing ").stress_test_names == ["noise", "missing"]
+    assert EvaluationSpec(stress_tests=["noise"]).stress_tests == ("noise",)
+    assert EvaluationSpec().stress_test_names is None
+    with pytest.raises(SpecError, match=r"unknown evaluation option\(s\) \['emap_sample'\]; the options are: stress, "):
+        RunSpec("m", "d", 0, Budget(), evaluation={"emap_sample": 100})
+    for bad, fragment in (({"stress": "no"}, "stress must be True or False"),
+                          ({"emap_samples": 1}, r"emap_samples must be an integer >= 2 \(--emap-samples\)"),
+                          ({"emap_partners": -1}, "emap_partners must be an integer >= 0"),
+                          ({"emap_target_se": 0.0}, "emap_target_se must be a positive finite number"),
+                          ({"stress_tests": [""]}, "stress_tests must name stress tests")):
+        with pytest.raises(SpecError, match=fragment):
+            EvaluationSpec.of(bad)
+    assert EvaluationSpec(emap_partners="auto").emap_partners == "auto"
+
+
+def test_a_spec_error_is_a_usage_error():
+    """Every SpecError is a FuseBenchError: the CLI shows its one paragraph and exits 2 (it used
+    to be a bare ValueError, a traceback and exit 1 wherever no caller converted it)."""
+    from benchmark_core.errors import FuseBenchError
+
+    with pytest.raises(FuseBenchError) as caught:
+        RunSpec("m", "d", -1, Budget())
+    assert isinstance(caught.value, SpecError) and isinstance(caught.value, ValueError)
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
+
+
+def test_a_spec_error_from_the_command_line_exits_2_with_one_paragraph(tmp_path, capsys):
+    from benchmark_core.cli import main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["run", "--methods", "late", "--datasets", "synthetic-xor", "--epochs", "0",
+                 "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "bench: error: budget epochs must be a positive integer, got 0 (set it with --epochs N, N >= 1)"
+    assert not (tmp_path / "mlflow.db").exists()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmark_core.statistics import (
+from benchmark_core.reporting.statistics import (
     PER_SAMPLE,
     Cell,
     cliques,
@@ -427,7 +427,7 @@ def test_underpowered_reasons():
 
 def test_draw_cd_is_byte_stable(tmp_path):
     pytest.importorskip("matplotlib")
-    from benchmark_core.cd_diagram import draw_cd
+    from benchmark_core.reporting.cd_diagram import draw_cd
 
     ranks = {"C4.5": 3.143, "C4.5+m": 2.000, "C4.5+cf": 2.893, "C4.5+m+cf": 1.964}
     cd = nemenyi_cd(4, 14)
@@ -446,6 +446,6 @@ def test_draw_cd_is_byte_stable(tmp_path):
 
 
 def test_statistics_module_is_torch_free():
-    code = ("import sys, benchmark_core.statistics, benchmark_core.cd_diagram; "
+    code = ("import sys, benchmark_core.reporting.statistics, benchmark_core.reporting.cd_diagram; "
             "sys.exit(1 if any(m == 'torch' or m.startswith('torch.') for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

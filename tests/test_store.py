@@ -173,7 +173,7 @@ def test_read_only_folder_is_refused_at_once(tmp_path, capsys, monkeypatch):
 
 
 def test_claims_of_a_dead_driver_are_taken_over(tmp_path):
-    from benchmark_core.claims import Claims
+    from benchmark_core.suite.claims import Claims
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

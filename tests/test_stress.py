@@ -8,13 +8,15 @@ import pytest
 import torch
 
 from benchmark_core import DatasetSpec, StressSpec, TargetSpec, hookimpl
-from benchmark_core.data import dataset_from_arrays, load_tensors
+from benchmark_core.engine.data import dataset_from_arrays, load_tensors
+from benchmark_core.engine.training import predict, seed_everything
+from benchmark_core.evaluation.robustness import Condition
+from benchmark_core.evaluation.stress import GridEvaluator, condition_generator, corrupt
 from benchmark_core.plugins import build_registry
-from benchmark_core.robustness import Condition, parse_stress_key, stress_key
-from benchmark_core.runner import build_model, execute, resolve_hparams
+from benchmark_core.record import parse_stress_key, stress_key
+from benchmark_core.scoring import score
 from benchmark_core.specs import Budget, RunSpec, SpecError
-from benchmark_core.stress import GridEvaluator, condition_generator, corrupt
-from benchmark_core.training import compute_metrics, predict, seed_everything
+from benchmark_core.suite.runner import build_model, execute, resolve_hparams
 from plugins.stress import drop_steps, gaussian_noise, missing_conditions, remove
 
 TARGET = TargetSpec("multiclass", 2)
@@ -104,15 +106,15 @@ def test_noise_level_zero_equals_clean_evaluation(trimodal):
                         seeds.streams["stress"], data.feature_std())
     stressed = GridEvaluator(model, clean).predict(corrupted)
     assert torch.allclose(stressed, clean_pred, atol=1e-6)
-    assert compute_metrics(stressed, data.test.y, {"accuracy": trimodal.metric("accuracy")}) == \
-        compute_metrics(clean_pred, data.test.y, {"accuracy": trimodal.metric("accuracy")})
+    assert score(stressed, data.test.y, {"accuracy": trimodal.metric("accuracy")}) == \
+        score(clean_pred, data.test.y, {"accuracy": trimodal.metric("accuracy")})
 
 
 def test_noise_is_scaled_by_the_train_std_and_spares_padding():
     x = torch.zeros(2000, 4, 2)
     mask = torch.zeros(2000, 4, dtype=torch.bool)
     mask[:, :3] = True
-    from benchmark_core.data import Batch
+    from benchmark_core.engine.data import Batch
 
     batch = Batch({"s": x}, {"s": mask}, {"s": torch.ones(2000, dtype=torch.bool)})
     out = gaussian_noise(batch, "s", 0.5, torch.Generator().manual_seed(0), {"s": torch.tensor([1.0, 4.0])})
@@ -202,7 +204,7 @@ def test_stress_spec_validates_its_callables():
 
 @pytest.mark.parametrize("method", ["tensor", "early"])
 def test_subset_conditions_are_the_union_of_single_modality_corruptions(trimodal, method):
-    from benchmark_core.stress import run_grid
+    from benchmark_core.evaluation.stress import run_grid
 
     data = load_tensors(trimodal.dataset("stress-trimodal"))
     seeds = seed_everything(0, 1)
@@ -217,8 +219,8 @@ def test_subset_conditions_are_the_union_of_single_modality_corruptions(trimodal
     metrics = {"accuracy": trimodal.metric("accuracy")}
     results = run_grid(model, data, [noise, missing], seed, metrics)
     with torch.no_grad():
-        expected_all = compute_metrics(model(union).pred, data.test.y, metrics)["accuracy"]
-        expected_ab = compute_metrics(model(subset).pred, data.test.y, metrics)["accuracy"]
+        expected_all = score(model(union).pred, data.test.y, metrics)["accuracy"]
+        expected_ab = score(model(subset).pred, data.test.y, metrics)["accuracy"]
     assert results["stress/noise/all/0.3/accuracy"] == expected_all
     assert results["stress/missing/a.b/1/accuracy"] == expected_ab
     evaluator = GridEvaluator(model, clean)
@@ -243,7 +245,7 @@ def _vector_task(m: int):
 def test_missing_grid_is_every_subset_up_to_eight_modalities(m):
     from itertools import combinations
 
-    from benchmark_core.robustness import subset_design
+    from benchmark_core.evaluation.robustness import subset_design
 
     design = subset_design(m, seed=123)
     assert design.full and design.sampled == 0 and len(design.subsets) == 2 ** m - 2 == design.total
@@ -256,7 +258,7 @@ def test_missing_grid_is_every_subset_up_to_eight_modalities(m):
 def test_above_eight_modalities_the_design_grows_polynomially(m):
     """Leave-one-out and keep-one subsets always, plus 3 M^2 subsets drawn from the stress seed
     (the old grid listed all 2^M - 2: 8,388,606 at M = 23)."""
-    from benchmark_core.robustness import SAMPLE_FACTOR, subset_design
+    from benchmark_core.evaluation.robustness import SAMPLE_FACTOR, subset_design
 
     design = subset_design(m, seed=7)
     sizes = [len(s) for s in design.subsets]
@@ -275,7 +277,7 @@ def test_sampled_design_mean_is_unbiased_and_its_standard_error_is_honest():
     2^M - 2 subsets and scatter as much as the reported standard error says."""
     from itertools import combinations
 
-    from benchmark_core.robustness import design_mean, subset_design
+    from benchmark_core.evaluation.robustness import design_mean, subset_design
 
     m = 10
     score = lambda s: 1.0 - 0.08 * len(s) + 0.05 * ((sum(s) * 7) % 5)
@@ -311,8 +313,9 @@ class NineModal:
 
 
 def test_sampled_subsets_are_the_same_for_every_method_and_recorded():
-    from benchmark_core.robustness import design_mean, key_target, subset_design
-    from benchmark_core.training import seed_everything as seeds_of
+    from benchmark_core.engine.training import seed_everything as seeds_of
+    from benchmark_core.evaluation.robustness import design_mean, subset_design
+    from benchmark_core.record import key_target
 
     registry = build_registry(plugins=[NineModal()])
     design = subset_design(9, seeds_of(0, 1).streams["stress"])

@@ -6,23 +6,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import TINY_XOR
 from mlflow.tracking import MlflowClient
 
 import benchmark_core
 from benchmark_core.errors import FuseBenchError
-from benchmark_core.executors import SerialExecutor
 from benchmark_core.specs import Budget
-from benchmark_core.suite import make_plan, run_suite
+from benchmark_core.suite.executors import SerialExecutor
+from benchmark_core.suite.plan import make_plan, run_suite
 from benchmark_core.tracking import Tracker
 
 EVAL_OFF = {"stress": False, "emap": False}
 
 
 @pytest.fixture
-def suite(registry, tracking_uri):
-    tracker = Tracker(tracking_uri, "t")
+def suite(registry, fusebench_tracking_uri):
+    tracker = Tracker(fusebench_tracking_uri, "t")
     specs = make_plan(registry, ["additive", "tensor"], ["synthetic-xor"], [0, 1], Budget(epochs=2, batch_size=32),
                       dataset_options={"synthetic-xor": TINY_XOR}, evaluation=EVAL_OFF)
     report = run_suite(registry, specs, tracker, SerialExecutor(registry), "bench run (test)", echo=lambda s: None)
@@ -41,6 +42,7 @@ def test_mlflow_holds_one_parent_and_a_child_per_runspec(suite):
     assert parents[0].data.tags["fusebench.command"] == "bench run (test)"
     by_hash = {c.data.tags["fusebench.spec_hash"]: c for c in children}
     assert set(by_hash) == {s.spec_hash for s in specs}
+    results = {r.spec.spec_hash: r for r in report.results}
     for spec in specs:
         child = by_hash[spec.spec_hash]
         tags, params, metrics = child.data.tags, child.data.params, child.data.metrics
@@ -53,7 +55,11 @@ def test_mlflow_holds_one_parent_and_a_child_per_runspec(suite):
         assert tags["fusebench.metric_variants"] == "accuracy,f1_macro"
         assert params["budget.epochs"] == "2" and params["hparams.hidden"] == "32"
         assert params["dataset_options.n"] == "400"
-        assert 0.0 <= metrics["test/accuracy"] <= 1.0 and "val/f1_macro" in metrics
+        # the record holds the run's own numbers, and its accuracy is that of its stored test outputs
+        result, outputs = results[spec.spec_hash], results[spec.spec_hash].predictions.test
+        assert metrics["test/accuracy"] == result.metrics["test/accuracy"] == np.mean(
+            outputs.pred.argmax(axis=1) == outputs.y)
+        assert metrics["val/f1_macro"] == result.metrics["val/f1_macro"]
         assert metrics["info/params"] > 0 and metrics["info/train_time_s"] > 0
         assert 0 < metrics["info/validation_time_s"] < metrics["info/train_time_s"]
         curve = client.get_metric_history(child.info.run_id, "epoch/train_loss")
@@ -70,8 +76,8 @@ def test_rerun_skips_finished_runs(registry, suite):
     assert "Skipping 4 of 4 runs already finished" in messages[0]
 
 
-def test_failed_run_is_recorded_and_not_skipped(registry, tracking_uri):
-    tracker = Tracker(tracking_uri, "f")
+def test_failed_run_is_recorded_and_not_skipped(registry, fusebench_tracking_uri):
+    tracker = Tracker(fusebench_tracking_uri, "f")
     specs = make_plan(registry, ["tensor"], ["synthetic-xor"], [0], Budget(epochs=1),
                       hparams={"tensor": {"tensor_dim": -1}}, dataset_options={"synthetic-xor": TINY_XOR},
                       evaluation=EVAL_OFF)

@@ -10,9 +10,9 @@ import sys
 import torch
 from conftest import tiny_spec
 
-from benchmark_core.runner import execute, state_hash
+from benchmark_core.engine.training import RunSeeds, seed_everything, task_loss
 from benchmark_core.specs import Budget, TargetSpec
-from benchmark_core.training import RunSeeds, seed_everything, task_loss
+from benchmark_core.suite.runner import execute, state_hash
 
 
 def test_two_identical_runs_are_bitwise_identical(registry):
@@ -31,7 +31,7 @@ def test_identical_across_processes(registry):
     spec = tiny_spec("early", epochs=1)
     local = execute(spec, registry)
     code = (
-        "import json,sys; from benchmark_core.runner import execute; from benchmark_core.specs import RunSpec;"
+        "import json,sys; from benchmark_core.suite.runner import execute; from benchmark_core.specs import RunSpec;"
         "r = execute(RunSpec.from_dict(json.loads(sys.argv[1])));"
         "print(json.dumps([r.info['state_hash'], r.metrics]))"
     )

@@ -14,9 +14,8 @@ from store_checks import query, start_driver, stop, wait_for
 
 from benchmark_core.cli import main
 from benchmark_core.errors import FuseBenchError
-from benchmark_core.leaderboard import render, runs_frame, select_view
-from benchmark_core.models import COMMON_DEFAULTS
 from benchmark_core.plugins import get_registry
+from benchmark_core.reporting.leaderboard import render, runs_frame, select_view
 from benchmark_core.specs import (
     BUDGET_KNOBS,
     SHARED_SPACE,
@@ -29,8 +28,8 @@ from benchmark_core.specs import (
     SearchSpace,
     SpecError,
 )
-from benchmark_core.tracking import Tracker
-from benchmark_core.tuning import (
+from benchmark_core.suite.runner import resolve_hparams
+from benchmark_core.suite.tuning import (
     NO_EVALUATION,
     Search,
     Trial,
@@ -38,6 +37,7 @@ from benchmark_core.tuning import (
     expected_best_curve,
     make_studies,
 )
+from benchmark_core.tracking import Tracker
 from plugins.methods.additive import build as build_additive
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +59,7 @@ def test_every_builtin_space_is_valid_and_holds_its_defaults(registry):
         method = registry.method(name)
         space = method.search_space.effective()
         assert set(space) >= set(SHARED_SPACE) - set(method.search_space.exclude)
-        defaults = {**COMMON_DEFAULTS, **method.defaults}
+        defaults = resolve_hparams(method, {})
         for knob, param in space.items():
             value = getattr(budget, knob) if knob in BUDGET_KNOBS else defaults[knob]
             assert param.contains(value), (name, knob, value, param.describe())
@@ -126,7 +126,7 @@ def test_an_untuned_run_keeps_the_spec_hash_it_had_before_tuning_existed():
 
 
 def _studies(registry, methods=("additive",), seed=1000):
-    from benchmark_core.suite import make_plan
+    from benchmark_core.suite.plan import make_plan
 
     base = make_plan(registry, list(methods), ["synthetic-xor"], [seed], Budget(epochs=1, batch_size=32),
                      dataset_options={"synthetic-xor": {"n": 200}}, evaluation=NO_EVALUATION)
@@ -269,7 +269,7 @@ def test_the_views_render(tuned_store, fmt):
 
 
 def test_cli_views_plot_and_export_round_trip(tuned_store, tmp_path, capsys):
-    from benchmark_core.publish import export_runs, load_runs
+    from benchmark_core.reporting.publish import export_runs, load_runs
 
     uri, _ = tuned_store
     assert main(["leaderboard", "--tracking-uri", uri, "--view", "both"]) == 0
@@ -432,7 +432,7 @@ PUBLISHED = ROOT / "leaderboards"
 @pytest.mark.skipif(not (PUBLISHED / "tuned_runs.json").exists(),
                     reason="leaderboards/tuned_runs.json does not exist (made by `bench publish --tuned`)")
 def test_committed_tuned_tables_match_what_publish_renders(tmp_path):
-    from benchmark_core.publish import TUNED_FILES, load_runs, render_tuned
+    from benchmark_core.reporting.publish import TUNED_FILES, load_runs, render_tuned
 
     frame, suite = load_runs(PUBLISHED / "tuned_runs.json")
     render_tuned(frame, suite, tmp_path, plots=False)
@@ -443,7 +443,7 @@ def test_committed_tuned_tables_match_what_publish_renders(tmp_path):
 
 
 def test_search_errors_name_the_flag(registry):
-    from benchmark_core.suite import make_plan
+    from benchmark_core.suite.plan import make_plan
 
     base = make_plan(registry, ["tensor"], ["synthetic-xor"], [1000], Budget(epochs=1, weight_decay=3e-4),
                      dataset_options={"synthetic-xor": {"n": 200}}, evaluation=NO_EVALUATION)

@@ -9,11 +9,11 @@ import sys
 import pytest
 from conftest import TINY_XOR
 
-from benchmark_core.executors import ProcessExecutor, describe_exit
 from benchmark_core.plugins import build_registry
-from benchmark_core.runner import resolve_hparams
 from benchmark_core.specs import Budget, RunSpec
-from benchmark_core.suite import run_suite
+from benchmark_core.suite.executors import ProcessExecutor, describe_exit
+from benchmark_core.suite.plan import run_suite
+from benchmark_core.suite.runner import resolve_hparams
 from benchmark_core.tracking import Tracker
 
 CRASHING = '''
@@ -23,7 +23,7 @@ import signal
 import torch
 
 from benchmark_core import MethodSpec, hookimpl
-from benchmark_core.models import FusionModel, Output
+from benchmark_core.engine.models import FusionModel, Output
 
 
 class KillsItsProcess(FusionModel):
@@ -51,12 +51,12 @@ def _spec(registry, method: str, seed: int, **hparams) -> RunSpec:
                    resolve_hparams(registry.method(method), hparams), TINY_XOR, {"stress": False, "emap": False})
 
 
-def test_the_run_that_kills_its_worker_fails_alone_and_the_plan_finishes(install_plugin, tracking_uri):
+def test_the_run_that_kills_its_worker_fails_alone_and_the_plan_finishes(install_plugin, fusebench_tracking_uri):
     install_plugin("fusebench-killer", "0.1", "fusebench_killer", CRASHING)  # workers see it via PYTHONPATH
     registry = build_registry()
     killer = _spec(registry, "killer", 1, kill=True)
     plan = [_spec(registry, "additive", 0), killer, _spec(registry, "killer", 0), _spec(registry, "late", 0)]
-    tracker = Tracker(tracking_uri, "crash")
+    tracker = Tracker(fusebench_tracking_uri, "crash")
 
     # two workers: whatever shared the pool with the killer when it died is re-run, not failed
     report = run_suite(registry, plan, tracker, ProcessExecutor(workers=2), echo=lambda s: None)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from benchmark_core import DatasetSpec, TargetSpec, hookimpl
+from fusebench import DatasetSpec, TargetSpec, hookimpl
 
 from .uea import DEFAULTS as UEA_DEFAULTS
 from .uea import build

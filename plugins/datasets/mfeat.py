@@ -19,9 +19,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from benchmark_core import DatasetSpec, TargetSpec, hookimpl
-from benchmark_core.data import dataset_from_arrays
-from benchmark_core.errors import DataError
+from fusebench import DataError, DatasetSpec, TargetSpec, dataset_from_arrays, hookimpl
 
 VIEWS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
 TARGET = TargetSpec("multiclass", 10, tuple(str(d) for d in range(10)))

@@ -34,9 +34,7 @@ from __future__ import annotations
 import datasets
 import numpy as np
 
-from benchmark_core import DatasetSpec, TargetSpec, hookimpl
-from benchmark_core.data import dataset_from_arrays
-from benchmark_core.errors import DataError
+from fusebench import DataError, DatasetSpec, TargetSpec, dataset_from_arrays, hookimpl
 
 TARGET = TargetSpec("multiclass", 2, ("negative", "positive"))
 LABELS = {

@@ -23,9 +23,7 @@ from pathlib import Path
 import datasets
 import numpy as np
 
-from benchmark_core import DatasetSpec, TargetSpec, hookimpl
-from benchmark_core.data import dataset_from_arrays
-from benchmark_core.errors import DataError
+from fusebench import DataError, DatasetSpec, TargetSpec, dataset_from_arrays, hookimpl
 
 MAX_FILE_BYTES = 2 * 1024**3  # the largest UEA archive file is ~1 GB of text
 

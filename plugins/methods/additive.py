@@ -8,8 +8,7 @@ for EMAP (an additive model equals its own projection) and cannot represent XOR.
 import torch
 from torch import nn
 
-from benchmark_core import MethodSpec, hookimpl
-from benchmark_core.models import RepresentationFusion
+from fusebench import MethodSpec, RepresentationFusion, hookimpl
 
 
 class SumFusion(nn.Module):

@@ -14,9 +14,7 @@ from itertools import combinations
 import torch
 from torch import nn
 
-from benchmark_core import MethodSpec, hookimpl
-from benchmark_core.models import RepresentationFusion
-from benchmark_core.specs import Choice
+from fusebench import Choice, MethodSpec, RepresentationFusion, hookimpl
 
 
 class BilinearFusion(nn.Module):

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from benchmark_core.specs import TaskSpec
+from fusebench import TaskSpec
 
 
 def prepend_one(z: torch.Tensor) -> torch.Tensor:

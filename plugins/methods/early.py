@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmark_core import MethodSpec, ModalitySpec, hookimpl
-from benchmark_core.data import Batch
-from benchmark_core.encoders import make_encoder, mlp_head
-from benchmark_core.models import FusionModel, Output
+from fusebench import Batch, FusionModel, MethodSpec, ModalitySpec, Output, hookimpl, make_encoder, mlp_head
 
 from .common import as_sequence
 

@@ -4,9 +4,7 @@
 import torch
 from torch import nn
 
-from benchmark_core import MethodSpec, hookimpl
-from benchmark_core.encoders import mlp_head
-from benchmark_core.models import RepresentationFusion
+from fusebench import MethodSpec, RepresentationFusion, hookimpl, mlp_head
 
 
 class AveragedHeads(nn.Module):

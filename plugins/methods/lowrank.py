@@ -18,9 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark_core import MethodSpec, hookimpl
-from benchmark_core.models import RepresentationFusion
-from benchmark_core.specs import Choice, Int
+from fusebench import Choice, Int, MethodSpec, RepresentationFusion, hookimpl
 
 from .common import prepend_one
 

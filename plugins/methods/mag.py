@@ -21,11 +21,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark_core import MethodSpec, ModalitySpec, TaskSpec, hookimpl
-from benchmark_core.data import Batch
-from benchmark_core.encoders import UnimodalEncoders, make_encoder, mlp_head
-from benchmark_core.models import FusionModel, Output
-from benchmark_core.specs import Float
+from fusebench import (
+    Batch,
+    Float,
+    FusionModel,
+    MethodSpec,
+    ModalitySpec,
+    Output,
+    TaskSpec,
+    UnimodalEncoders,
+    hookimpl,
+    make_encoder,
+    mlp_head,
+)
 
 from .common import pick_modality
 

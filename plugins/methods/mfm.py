@@ -34,11 +34,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark_core import MethodSpec, ModalitySpec, TaskSpec, hookimpl
-from benchmark_core.data import Batch
-from benchmark_core.encoders import UnimodalEncoders, mlp_head
-from benchmark_core.models import FusionModel, Output
-from benchmark_core.specs import Choice, Float
+from fusebench import (
+    Batch,
+    Choice,
+    Float,
+    FusionModel,
+    MethodSpec,
+    ModalitySpec,
+    Output,
+    TaskSpec,
+    UnimodalEncoders,
+    hookimpl,
+    mlp_head,
+)
 
 from .common import project_each
 

@@ -38,11 +38,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark_core import MethodSpec, TaskSpec, hookimpl
-from benchmark_core.data import Batch
-from benchmark_core.encoders import UnimodalEncoders
-from benchmark_core.models import FusionModel, Output
-from benchmark_core.specs import Choice, Float
+from fusebench import (
+    Batch,
+    Choice,
+    Float,
+    FusionModel,
+    MethodSpec,
+    Output,
+    TaskSpec,
+    UnimodalEncoders,
+    hookimpl,
+)
 
 ENTROPY_EPS = 1e-4
 

@@ -30,7 +30,7 @@ modelling reason.  Vector modalities are length-1 sequences.
 Batched.  The M(M-1) crossmodal transformers run as one (and so do the M self-attention
 stacks): every weight has a leading pair (or target) axis, each layer is one batched matmul
 per projection and one fused ``scaled_dot_product_attention`` call per distinct attention
-dropout among the pairs (see ``benchmark_core.attention``).  Modalities of different lengths are
+dropout among the pairs (``fusebench.GroupLinear``, ``group_attention``).  Modalities of different lengths are
 right-padded to the longest with masked steps, which changes nothing for the real steps (the
 causal mask still uses each pair's own lengths); in eval mode rows are processed in chunks so
 the batched activations stay as small as one pair's were.  Each pair's slice is initialised
@@ -46,12 +46,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark_core import MethodSpec, TaskSpec, hookimpl
-from benchmark_core.attention import GroupLayerNorm, GroupLinear, group_attention
-from benchmark_core.data import Batch
-from benchmark_core.encoders import last_valid
-from benchmark_core.models import FusionModel, Output
-from benchmark_core.specs import Float, Int, SearchSpace
+from fusebench import (
+    Batch,
+    Float,
+    FusionModel,
+    GroupLayerNorm,
+    GroupLinear,
+    Int,
+    MethodSpec,
+    Output,
+    SearchSpace,
+    TaskSpec,
+    group_attention,
+    hookimpl,
+    last_valid,
+)
 
 from .common import as_sequence, causal_mask, pick_modality, sinusoidal_positions
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark_core import MethodSpec, hookimpl
-from benchmark_core.models import RepresentationFusion
-from benchmark_core.specs import Choice
+from fusebench import Choice, MethodSpec, RepresentationFusion, hookimpl
 
 from .common import project_each
 

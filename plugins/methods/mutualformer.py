@@ -25,7 +25,7 @@ M > 2 modalities modality m averages its cross-diffused outputs over all j != m 
 this is the reference formula).
 
 Batched: the per-modality projections are one stacked ``GroupLinear`` each and the M(M-1)
-cross-diffusions of a block are computed as one batch of pairs (``benchmark_core.attention``),
+cross-diffusions of a block are computed as one batch of pairs (``fusebench.GroupLinear``),
 instead of Python loops over modalities and pairs; same model, same parameter count.
 """
 
@@ -34,12 +34,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark_core import MethodSpec, TaskSpec, hookimpl
-from benchmark_core.attention import GroupLinear
-from benchmark_core.data import Batch
-from benchmark_core.encoders import mlp_head
-from benchmark_core.models import FusionModel, Output
-from benchmark_core.specs import Float, Int
+from fusebench import (
+    Batch,
+    Float,
+    FusionModel,
+    GroupLinear,
+    Int,
+    MethodSpec,
+    Output,
+    TaskSpec,
+    hookimpl,
+    mlp_head,
+)
 
 from .common import as_sequence
 

@@ -12,9 +12,7 @@ exponentially with the number of modalities).
 import torch
 from torch import nn
 
-from benchmark_core import MethodSpec, hookimpl
-from benchmark_core.models import RepresentationFusion
-from benchmark_core.specs import Choice
+from fusebench import Choice, MethodSpec, RepresentationFusion, hookimpl
 
 from .common import prepend_one, project_each
 

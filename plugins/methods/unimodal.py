@@ -11,10 +11,7 @@ generic ``unimodal`` takes ``modality`` as a 0-based position or a modality name
 
 from __future__ import annotations
 
-from benchmark_core import MethodSpec, TaskSpec, hookimpl
-from benchmark_core.data import Batch
-from benchmark_core.encoders import make_encoder, mlp_head
-from benchmark_core.models import FusionModel, Output
+from fusebench import Batch, FusionModel, MethodSpec, Output, TaskSpec, hookimpl, make_encoder, mlp_head
 
 from .common import pick_modality
 

@@ -2,11 +2,11 @@
 
 One reader per on-disk format (:mod:`.mult`, :mod:`.mmsa`, :mod:`.csd`), one profile per
 dataset (:mod:`.profiles`), one DatasetSpec factory (:mod:`.loader`).  Pickles are opened
-with :mod:`benchmark_core.safe_pickle`; conversions are cached by content with
-:mod:`benchmark_core.datacache`.
+with ``fusebench.safe_pickle_load`` (no code runs, no allocation bombs); conversions are
+cached by content with ``fusebench.cached_dataset``.
 """
 
-from benchmark_core import hookimpl
+from fusebench import hookimpl
 
 from .loader import make_spec
 from .profiles import PROFILES

@@ -16,9 +16,14 @@ import datasets
 import numpy as np
 import pyarrow as pa
 
-from benchmark_core import TargetSpec, datacache
-from benchmark_core.data import features_from_arrays, table_from_arrays
-from benchmark_core.errors import DataError
+from fusebench import (
+    DataError,
+    SplitRows,
+    TargetSpec,
+    batch_rows,
+    features_from_arrays,
+    table_from_arrays,
+)
 
 # Split names used by the research files -> ours.
 SPLIT_ALIASES = {"train": "train", "valid": "validation", "dev": "validation",
@@ -147,13 +152,13 @@ def check_sizes(where: str, **sizes: int) -> None:
 
 def _rows(arrays: SplitArrays, kinds: Mapping[str, str], target: TargetSpec,
           features: datasets.Features) -> Iterator[pa.Table]:
-    """The split as Arrow tables of about ``datacache.BATCH_BYTES``; once the last is out the
+    """The split as Arrow tables of about ``fusebench.BATCH_BYTES``; once the last is out the
     split's arrays are dropped, so the source arrays they view (the unpickled file) can go
     before the next split is written."""
     n = len(arrays)
     per_row = sum(v.nbytes / max(n, 1) if isinstance(v, np.ndarray) else sum(s.nbytes for s in v) / max(n, 1)
                   for v in arrays.modalities.values())
-    step = datacache.batch_rows(per_row)
+    step = batch_rows(per_row)
     for start in range(0, n, step):
         part = {m: (kinds[m], values[start:start + step]) for m, values in arrays.modalities.items()}
         yield table_from_arrays(part, arrays.labels[start:start + step], target, arrays.ids[start:start + step],
@@ -161,8 +166,8 @@ def _rows(arrays: SplitArrays, kinds: Mapping[str, str], target: TargetSpec,
     arrays.modalities.clear()
 
 
-def to_split_rows(splits: Mapping[str, SplitArrays], target: TargetSpec) -> dict[str, datacache.SplitRows]:
-    """The splits as lazily built Arrow tables for :func:`benchmark_core.datacache.cached`:
+def to_split_rows(splits: Mapping[str, SplitArrays], target: TargetSpec) -> dict[str, SplitRows]:
+    """The splits as lazily built Arrow tables for :func:`fusebench.cached_dataset`:
     nothing is converted until the cache writes it, one batch of rows at a time, and each
     split's source arrays are released once it is written (columns: the modalities, ``label``,
     ``id``)."""
@@ -171,5 +176,5 @@ def to_split_rows(splits: Mapping[str, SplitArrays], target: TargetSpec) -> dict
         kinds = {m: "vector" if isinstance(values, np.ndarray) else "sequence"
                  for m, values in arrays.modalities.items()}
         features = features_from_arrays({m: (kinds[m], v) for m, v in arrays.modalities.items()}, target, ids=True)
-        out[split] = datacache.SplitRows(features, _rows(arrays, kinds, target, features))
+        out[split] = SplitRows(features, _rows(arrays, kinds, target, features))
     return out

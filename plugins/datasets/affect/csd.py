@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 import h5py
 import numpy as np
 
-from benchmark_core.errors import DataError
+from fusebench import DataError
 
 from .convert import SPLIT_ALIASES, Converted, SplitArrays
 from .profiles import MODALITIES, AffectProfile, Folds

@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark_core import safe_pickle
-from benchmark_core.errors import DataError
+from fusebench import DataError, safe_pickle_load
 
 from .convert import Converted, SplitArrays, check_sizes, id_string, vector_features
 from .profiles import AffectProfile
@@ -141,7 +140,7 @@ def _split(dialogues: Sequence[Any], listed_in: str, fields: Mapping[str, Any], 
 
 
 def read(path: Path, profile: AffectProfile) -> Converted:
-    fields = _layout(safe_pickle.load(path), path)
+    fields = _layout(safe_pickle_load(path), path)
     train, test = _dialogues(fields["trainVid"], "trainVid", path), _dialogues(fields["testVid"], "testVid", path)
     both = sorted(set(map(id_string, train)) & set(map(id_string, test)))
     if both:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark_core.errors import DataError
+from fusebench import DataError
 
 from . import csd, dialoguernn, lmf, misa, mmsa, mult, multibench
 from .convert import Converted

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark_core.errors import DataError
+from fusebench import DataError
 
 from .convert import SplitArrays
 from .formats import FORMATS, Found

@@ -29,8 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark_core import safe_pickle
-from benchmark_core.errors import DataError
+from fusebench import DataError, safe_pickle_load
 
 from .convert import Converted, SplitArrays, check_sizes, dense_features, require, research_splits, sample_ids
 from .padding import Part, convert
@@ -122,7 +121,7 @@ def _iemocap_labels(per_emotion: Mapping[str, Mapping[str, Any]], where: str) ->
 
 def read(found: Found, profile: AffectProfile, options: Mapping[str, Any]) -> Converted:
     path = found.files["pickle"]
-    data = safe_pickle.load(path)
+    data = safe_pickle_load(path)
     report: dict[str, Any] = {"format": "lmf", "file": path.name, "aligned": False}
     if _layout(profile) == "emotion splits":
         per_emotion, keys = _emotion_splits(data, path)

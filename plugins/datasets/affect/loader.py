@@ -19,8 +19,7 @@ from typing import Any
 
 import datasets
 
-from benchmark_core import DatasetSpec, datacache
-from benchmark_core.errors import DataError
+from fusebench import DataError, DatasetSpec, SplitRows, cached_dataset
 
 from .convert import to_split_rows
 from .formats import FORMATS, Format, Found, aligned_choices
@@ -123,11 +122,11 @@ def load(profile: AffectProfile, options: Mapping[str, Any]) -> tuple[datasets.D
     if isinstance(folds, str) and folds != "standard":
         files.append(Path(folds).expanduser())
 
-    def build() -> tuple[dict[str, datacache.SplitRows], dict[str, Any]]:
+    def build() -> tuple[dict[str, SplitRows], dict[str, Any]]:
         splits, report = fmt.read(source.found, profile, opts)
         return to_split_rows(splits, profile.target), report
 
-    result = datacache.cached(profile.name, key, files, build)
+    result = cached_dataset(profile.name, key, files, build)
     log.info("%s: %s data from %s (%s); conversion report: %s", profile.name, fmt.name,
              ", ".join(str(p) for p in files), "cached" if result.reused else "converted", result.report)
     return result.data, {**result.report, "cache": "reused" if result.reused else "converted"}

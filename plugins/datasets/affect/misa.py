@@ -30,8 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark_core import safe_pickle, safe_torch
-from benchmark_core.errors import DataError
+from fusebench import DataError, safe_pickle_load, safe_torch_load
 
 from .convert import SPLIT_ALIASES, Converted, SplitArrays, id_string
 from .profiles import AffectProfile
@@ -230,7 +229,7 @@ class _Vectors:
 
 
 def _misa_vectors(path: Path) -> _Vectors:
-    value = safe_torch.load(path)
+    value = safe_torch_load(path)
     fix = (f"MISA's {MISA_EMBEDDINGS} holds (embedding matrix (V, D), word2id) as create_dataset.py saves "
            "it; use that file, or a GloVe-style text file.")
     if not (isinstance(value, (tuple, list)) and len(value) == 2):
@@ -394,7 +393,7 @@ def _kinds(splits: Mapping[str, _Split]) -> str:
 
 
 def read_misa(found: Found, profile: AffectProfile, options: Mapping[str, Any]) -> Converted:
-    splits = {ROLE_SPLITS[role]: _split(safe_pickle.load(found.files[role]), str(found.files[role]), profile)
+    splits = {ROLE_SPLITS[role]: _split(safe_pickle_load(found.files[role]), str(found.files[role]), profile)
               for role in SPLIT_FILES}
     folder = found.files["train"].parent
     missing = (f"{folder} holds MISA pickles (train.pkl, dev.pkl, test.pkl) whose text is words and word ids, "
@@ -410,7 +409,7 @@ def read_misa(found: Found, profile: AffectProfile, options: Mapping[str, Any]) 
 def read_mag(found: Found, profile: AffectProfile, options: Mapping[str, Any]) -> Converted:
     path = found.files["pickle"]
     splits = {split: _split(items, f"{path} split {split!r}", profile)
-              for split, items in _split_lists(safe_pickle.load(path), path).items()}
+              for split, items in _split_lists(safe_pickle_load(path), path).items()}
     missing = (f"{path} is a MAG pickle whose text is words, which need word vectors: pass --dataset-option "
                f"{profile.name}.embeddings=/path/glove.840B.300d.txt (a GloVe-style text file, 'word v1 ... vD' "
                f"per line: the words are looked up, unknown words become zero vectors), or "

@@ -17,8 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark_core import safe_pickle
-from benchmark_core.errors import DataError
+from fusebench import DataError, safe_pickle_load
 
 from .convert import Converted, SplitArrays, check_sizes, dense_features, require, research_splits, sample_ids
 from .padding import Part, convert, given_lengths
@@ -45,7 +44,7 @@ def _part(fields: Mapping[str, Any], modality: str, array: np.ndarray, where: st
 
 
 def read(path: Path, profile: AffectProfile, aligned: bool, padding: str) -> Converted:
-    splits = research_splits(safe_pickle.load(path), path, "MMSA")
+    splits = research_splits(safe_pickle_load(path), path, "MMSA")
     fix = "An MMSA file holds 'text', 'audio', 'vision', 'regression_labels' per split (MMSA README §2)."
     parts: dict[str, dict[str, Part]] = {m: {} for m in MODALITIES}
     sources: dict[str, dict[str, list[str]]] = {m: {} for m in MODALITIES}

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark_core import safe_pickle
-from benchmark_core.errors import DataError
+from fusebench import DataError, safe_pickle_load
 
 from .convert import Converted, SplitArrays, check_sizes, dense_features, require, research_splits, sample_ids
 from .padding import Part, convert
@@ -26,7 +25,7 @@ def file_names(profile: AffectProfile) -> dict[bool, str]:
 
 
 def read(path: Path, profile: AffectProfile, aligned: bool, padding: str) -> Converted:
-    splits = research_splits(safe_pickle.load(path), path, "MulT")
+    splits = research_splits(safe_pickle_load(path), path, "MulT")
     parts: dict[str, dict[str, Part]] = {m: {} for m in MODALITIES}
     labels, ids = {}, {}
     for split, fields in splits.items():

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from benchmark_core import safe_pickle
-from benchmark_core.errors import DataError
+from fusebench import DataError, safe_pickle_load
 
 from . import mult
 from .convert import Converted, SplitArrays, check_sizes, dense_features, require, research_splits, sample_ids
@@ -75,7 +74,7 @@ def _drop_empty_text(arrays: dict[str, np.ndarray], labels: np.ndarray, ids: lis
 
 
 def read(path: Path, profile: AffectProfile, padding: str) -> Converted:
-    splits = research_splits(safe_pickle.load(path), path, "MultiBench")
+    splits = research_splits(safe_pickle_load(path), path, "MultiBench")
     fix = ("A MultiBench file holds 'vision', 'audio', 'text' (N, T, D) and 'labels' (and 'id') per split "
            "(MultiBench datasets/affect/get_data.py).")
     parts: dict[str, dict[str, Part]] = {m: {} for m in MODALITIES}

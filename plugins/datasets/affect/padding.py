@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from benchmark_core.errors import DataError
+from fusebench import DataError
 
 from .convert import at_rows
 

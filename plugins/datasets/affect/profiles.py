@@ -14,8 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from benchmark_core import TargetSpec
-from benchmark_core.errors import DataError
+from fusebench import DataError, TargetSpec
 
 from .convert import at_rows
 

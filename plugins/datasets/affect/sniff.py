@@ -14,7 +14,7 @@ import pickletools
 from pathlib import Path
 from typing import IO, Literal, cast
 
-from benchmark_core.safe_pickle import _Bounded
+from fusebench import BoundedReader
 
 from .convert import SPLIT_ALIASES
 
@@ -65,7 +65,7 @@ def outline(path: Path) -> Layout | None:
     events: list[str | tuple[str]] = []
     try:
         with path.open("rb") as fh:  # bounded: a lying length field must not allocate it
-            opcodes = pickletools.genops(cast(IO[bytes], _Bounded(fh, path.stat().st_size)))
+            opcodes = pickletools.genops(cast(IO[bytes], BoundedReader(fh, path.stat().st_size)))
             for count, (op, arg, _) in enumerate(opcodes):
                 if count >= _OPCODES:
                     return None

@@ -1,0 +1,1 @@
+"""Evaluation beyond the clean test split: the stress grid, EMAP and the robustness summaries."""

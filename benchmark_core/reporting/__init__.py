@@ -1,0 +1,1 @@
+"""From stored runs to published results: leaderboards, statistics, plots, publishing."""

@@ -129,12 +129,17 @@ def source_file(root: Path, name: str, fraction: float) -> Path:
     return path
 
 
-def _rss_mb() -> float:
+def _status_mb(field: str) -> float:
+    """A field of /proc/self/status (VmRSS: resident now; VmHWM: its high-water mark), MiB."""
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _rss_mb() -> float:
+    return _status_mb("VmRSS")
 
 
 def _resident_mb() -> dict[str, float]:
@@ -151,11 +156,7 @@ def _resident_mb() -> dict[str, float]:
 
 def _peak_mb() -> float:
     """This process's resident high-water mark (VmHWM), MiB."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return _status_mb("VmHWM")
 
 
 def _reset_peak() -> None:

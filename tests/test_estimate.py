@@ -33,12 +33,12 @@ def test_units_follow_size_epochs_and_the_subset_grid():
 def test_evaluation_units_count_the_subsets_the_stress_grid_scores(modalities):
     """Before: the estimate counted 2^M subsets for every M (capped at M = 12), while the stress
     grid samples above M = 8; the count must be exactly what subset_design evaluates."""
-    from benchmark_core.evaluation.robustness import subset_design
-    from benchmark_core.suite.estimate import missing_subsets
+    from benchmark_core.evaluation.robustness import design_size, subset_design
 
-    assert missing_subsets(modalities) == len(subset_design(modalities).subsets)
+    assert design_size(modalities) == len(subset_design(modalities).subsets)
+    assert Shape(10, 300, modalities, 1.0).eval_units() == 300 * design_size(modalities)
     if modalities == 23:  # polynomial: 2M + 3M^2, not 2^23 - 2
-        assert missing_subsets(23) == 2 * 23 + 3 * 23**2
+        assert design_size(23) == 2 * 23 + 3 * 23**2
 
 
 def test_fit_recovers_known_coefficients():

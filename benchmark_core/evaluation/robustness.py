@@ -153,6 +153,15 @@ class SubsetDesign:
         return ["+".join(names[i] for i in subset) for subset in self.subsets]
 
 
+def design_size(modalities: int, full_max: int = FULL_GRID_MAX_MODALITIES, factor: int = SAMPLE_FACTOR) -> int:
+    """How many subsets :func:`subset_design` evaluates for M modalities, without drawing them:
+    2^M - 2 up to ``full_max``, above it 2M (leave one out, keep one) plus the sample."""
+    m = modalities
+    if m <= full_max:
+        return 2 ** m - 2
+    return 2 * m + min(2 ** m - 2 - 2 * m, factor * m * m)
+
+
 def subset_design(modalities: int, seed: int = 0, full_max: int = FULL_GRID_MAX_MODALITIES,
                   factor: int = SAMPLE_FACTOR) -> SubsetDesign:
     """The full grid for M <= ``full_max``; above it every leave-one-out and keep-one subset
@@ -166,8 +175,7 @@ def subset_design(modalities: int, seed: int = 0, full_max: int = FULL_GRID_MAX_
     if m <= full_max:
         return SubsetDesign(m, tuple(s for size in range(1, m) for s in combinations(range(m), size)))
     fixed = [(i,) for i in range(m)] + [tuple(j for j in range(m) if j != i) for i in range(m)]
-    rest = 2 ** m - 2 - len(fixed)
-    wanted = min(rest, factor * m * m)
+    wanted = design_size(m, full_max, factor) - len(fixed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(b"missing-subsets"), m]))
     chosen: dict[tuple[int, ...], None] = {}
     while len(chosen) < wanted:

@@ -5,7 +5,7 @@ work the run does: training, ``n_train x epochs x modalities x steps`` (steps: m
 1 for vectors), crossmodal pairs (training x (M - 1), for methods whose cost grows with the
 directed modality pairs), and evaluation, ``n_test x subsets x steps`` (the missing-modality grid grows
 with the number of modality subsets it scores: 2^M - 2 up to M = 8, then about 3 M^2, see
-:func:`missing_subsets`).  The coefficients of every method are
+:func:`~benchmark_core.evaluation.robustness.design_size`).  The coefficients of every method are
 fitted (non-negative least squares) on measured runs by ``benchmarks/cost_model.py`` and
 shipped as ``cost_model.json``; ``benchmarks/run_all.py`` refreshes them.  Planned runs of a
 method the model does not know get the median coefficients.  The estimate is only as good as
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from benchmark_core.evaluation.robustness import FULL_GRID_MAX_MODALITIES, SAMPLE_FACTOR
+from benchmark_core.evaluation.robustness import design_size
 
 MODEL_FILE = "cost_model.json"
 
@@ -43,17 +43,9 @@ class Shape:
         return self.train_units(epochs) * (self.modalities - 1)
 
     def eval_units(self) -> float:
-        return self.n_test * missing_subsets(self.modalities) * self.steps
-
-
-def missing_subsets(modalities: int) -> int:
-    """How many modality subsets the stress grid's ``missing`` test scores: all 2^M - 2 up to
-    the full-grid limit, above it the 2M leave-one-out and keep-one subsets plus the sample
-    (robustness.subset_design), so the estimate grows polynomially with M, as the cost does."""
-    m = modalities
-    if m <= FULL_GRID_MAX_MODALITIES:
-        return max(2 ** m - 2, 1)
-    return 2 * m + min(2 ** m - 2 - 2 * m, SAMPLE_FACTOR * m * m)
+        # the subsets the stress grid's ``missing`` test scores, polynomial in M above the full
+        # grid, as the cost is; at least 1 (one modality: the clean evaluation alone)
+        return self.n_test * max(design_size(self.modalities), 1) * self.steps
 
 
 def shape_of(tensors) -> Shape:
